@@ -89,6 +89,21 @@ def _key(name: str) -> str:
     return name.replace("->", "__")
 
 
+def _rows_noise(draw, keys: Tensor, n_pre: int, n_post: int, stream: int, block: int = 1 << 20) -> Tensor:
+    """Counter-based noise ``[B, n_pre, n_post]`` whose row ``i`` is step ``i`` of ``draw(keys, 0, (n_pre, B, n_post))``.
+
+    Drawn in blocks of rows (the same numbers, since an element depends only on its step, agent and
+    column): the hash's int64 temporaries stay in cache instead of spanning gigabytes.
+    """
+    b = keys.shape[0]
+    out = torch.empty(b, n_pre, n_post, device=keys.device)
+    rows = max(1, block // max(1, b * n_post))
+    for p0 in range(0, n_pre, rows):
+        p1 = min(n_pre, p0 + rows)
+        out[:, p0:p1] = draw(keys, p0, (p1 - p0, b, n_post), stream=stream).transpose(0, 1)
+    return out
+
+
 class Brain(nn.Module):
     """``B`` independent spiking networks in one tensor program.
 
@@ -154,10 +169,12 @@ class Brain(nn.Module):
         for i, proj in enumerate(projections):
             k, n_pre, n_post = _key(proj.name), self.pops[proj.pre].size, self.pops[proj.post].size
             # Initial weights from each agent's own stream: the same for an agent alone or in a batch.
-            shape = (n_pre, batch, n_post)
-            w = proj.w_init_mean + proj.w_init_std * normal(self.keys, 0, shape, stream=(1 << 20) + i).transpose(0, 1)
+            if proj.w_init_std:
+                w = proj.w_init_mean + proj.w_init_std * _rows_noise(normal, self.keys, n_pre, n_post, (1 << 20) + i)
+            else:
+                w = torch.full((batch, n_pre, n_post), float(proj.w_init_mean), device=device)
             if proj.density < 1.0 or proj.structural is not None:
-                mask = uniform(self.keys, 0, shape, stream=(1 << 21) + i).transpose(0, 1) < proj.density
+                mask = _rows_noise(uniform, self.keys, n_pre, n_post, (1 << 21) + i) < proj.density
                 self.register_buffer(f"mask__{k}", mask)
                 self.register_buffer(f"age__{k}", torch.zeros(batch, n_pre, n_post, dtype=torch.int16, device=device))
                 w = w * mask
@@ -175,6 +192,7 @@ class Brain(nn.Module):
                 self.register_buffer(f"stpx__{k}", torch.ones(batch, n_pre, **kw))
         self.register_buffer("runs", torch.zeros((), dtype=torch.int64, device=device))
         self.last_prob: dict[str, Tensor] = {}
+        self._pending = None
 
     # ------------------------------------------------------------------ accessors
 
@@ -202,12 +220,15 @@ class Brain(nn.Module):
         return {k: v[0] for k, v in out.items()}
 
     @torch.no_grad()
-    def run(self, inputs: dict[str, Tensor], dopamine: Optional[Tensor] = None) -> dict[str, Tensor]:
+    def run(self, inputs: dict[str, Tensor], dopamine: Optional[Tensor] = None, *, defer: bool = False) -> dict[str, Tensor]:
         """Advance ``K`` substeps.
 
         Args:
             inputs: spikes ``[K, B, N]`` for every input population.
             dopamine: optional ``[K, B]`` neuromodulator applied after each substep (``dW = lr D e``).
+            defer: keep this window's plasticity events pending until :meth:`commit`, so that a
+                dopamine signal about the *previous* decision (known only now, e.g. a TD error that
+                needs this state's value) can be applied first with :meth:`learn`. Needs ``dopamine=None``.
         Returns:
             spikes ``[K, B, N]`` of every non-input population. Escape-noise firing probabilities are
             kept in ``self.last_prob[name]`` (``[K, B, N]``).
@@ -225,27 +246,42 @@ class Brain(nn.Module):
                 efficacy[proj.name] = self._stp(proj, spikes[proj.pre])
 
         lazy = self.engine == "event"
-        # Input-driven currents for the whole window [B, K, Q], read once.
+        # Input-driven currents for the whole window [B, K, Q], read once: wherever the weights stay fixed
+        # during the window (no learning, or no per-substep dopamine) or the event engine corrects them.
         base = {}
-        if lazy or dopamine is None:
-            for proj in self.projs.values():
-                if self.pops[proj.pre].model == "input":
-                    pre = efficacy[proj.name].transpose(0, 1)
-                    w = self.weights(proj.name)
-                    dense = pre.mean() > 0.1 or not lazy
-                    base[proj.name] = (propagate(pre, w) if dense else propagate_events(pre, w)) * proj.sign
-        window = _Window(self, k_steps, dopamine) if lazy else None
+        for proj in self.projs.values():
+            if self.pops[proj.pre].model == "input" and (lazy or dopamine is None or not proj.plastic):
+                pre = efficacy[proj.name].transpose(0, 1)
+                base[proj.name] = _window_current(pre, self.weights(proj.name)) * proj.sign
+        vectorized = dopamine is None and self._vectorizable()
+        window = _Window(self, k_steps, dopamine) if lazy and not vectorized else None
 
         outs = {name: [] for name in self.order}
         probs = {}
-        vectorized = dopamine is None and self._vectorizable()
+        if defer and (dopamine is not None or not (vectorized or lazy)):
+            raise ValueError("defer=True needs runs without per-substep dopamine, on the event engine or a vectorizable brain")
         if vectorized:
-            self._run_vectorized(base, k_steps, outs, probs)
+            self._run_vectorized(base, k_steps, outs, probs, defer)
         else:
+            counter0 = int(self.counter)
+            # Presynaptic factors of the whole window at once for plastic projections from inputs.
+            xwin = {}
+            for proj in self.projs.values():
+                if proj.plastic and proj.name in efficacy:
+                    if window is not None and proj.rule == "stdp" and not proj.stdp.hetero_ltd:
+                        # rank K + 1 instead of 2K for the fold (see plasticity.stdp_window_basis)
+                        d = pl.trace_decay(proj.stdp.tau_plus, self.dt)
+                        window.set_basis(proj, *pl.stdp_window_basis(
+                            pre_spikes=spikes[proj.pre], pre_trace0=getattr(self, f"xpre__{_key(proj.name)}") * d,
+                            decay=d, params=proj.stdp))
+                    xwin[proj.name] = self._pre_factors(proj, spikes[proj.pre], efficacy[proj.name])
+                    if window is not None:
+                        window.set_x(proj, xwin[proj.name])
+            nxt = {}  # currents of this substep, computed by the previous substep's fused learning pass
             for t in range(k_steps):
                 now = {}
                 for name in self.order:
-                    current = 0.0
+                    current = None
                     for proj in self.projs.values():
                         if proj.post != name:
                             continue
@@ -253,38 +289,53 @@ class Brain(nn.Module):
                             c = base[proj.name][:, t]
                             if window is not None:
                                 c = c + window.correction(proj, efficacy[proj.name][t], t)
+                        elif proj.name in nxt:
+                            c = nxt.pop(proj.name)
                         else:
                             src = efficacy[proj.name][t] if proj.name in efficacy else getattr(self, f"last__{proj.pre}")
                             if proj.name not in efficacy and proj.stp is not None:
                                 src = self._stp(proj, src.unsqueeze(0))[0]
                             c = propagate(src, self.weights(proj.name)) * proj.sign
-                        current = current + c
-                    s, p = self._neurons(name, current, t)
+                        current = c if current is None else current + c
+                    s, p = self._neurons(name, 0.0 if current is None else current, t, counter=counter0 + t)
                     now[name] = s
                     outs[name].append(s)
                     if p is not None:
                         probs.setdefault(name, []).append(p)
                 for name, s in now.items():
                     getattr(self, f"last__{name}").copy_(s)
-                step_spikes = {**{n: v[t] for n, v in inputs.items()}, **now}
-                step_probs = {n: v[-1] for n, v in probs.items()}
                 d_t = None if dopamine is None else dopamine[t]
                 for proj in self.projs.values():
                     if proj.plastic:
-                        x, y = self._factors(proj, step_spikes, step_probs, efficacy.get(proj.name, None), t)
+                        y = self._post_factors(proj, now[proj.post], probs[proj.post][-1] if proj.post in probs else None)
                         if lazy:
-                            window.add(proj, x, y)
-                        else:
-                            self._dense_learn(proj, x, y, d_t)
+                            window.add_y(proj, y)
+                            continue
+                        if proj.name in xwin:
+                            x = xwin[proj.name][:, :, t]
+                        else:  # a plastic projection from a spiking population: this substep's spikes
+                            pre = now[proj.pre].unsqueeze(0)
+                            x = self._pre_factors(proj, pre, pre)[:, :, 0]
+                        # The next substep's current of this projection is read in the same pass over W.
+                        pre_next = None
+                        if proj.name not in base:
+                            if proj.name in efficacy:
+                                pre_next = efficacy[proj.name][t + 1] if t + 1 < k_steps else None
+                            elif proj.stp is None:
+                                pre_next = now[proj.pre]
+                        c_next = self._dense_learn(proj, x, y, d_t, pre_next)
+                        if c_next is not None:
+                            nxt[proj.name] = c_next
                 if window is not None and d_t is not None:
                     window.advance(d_t)
-                self.counter += 1
             outs = {n: torch.stack(v) for n, v in outs.items()}
             probs = {n: torch.stack(v) for n, v in probs.items()}
-        if vectorized:
-            self.counter += k_steps
+        self.counter += k_steps
         if window is not None:
-            window.fold()
+            if defer:
+                self._pending = window.fold
+            else:
+                window.fold()
         self.last_prob = probs
         self._homeostasis(inputs, outs, k_steps)
         self.runs += 1
@@ -300,7 +351,7 @@ class Brain(nn.Module):
         return all(self.pops[p.pre].model == "input" and p.rule in ("none", "node_perturbation", "critic")
                    and p.gated for p in self.projs.values())
 
-    def _run_vectorized(self, base, k_steps, outs, probs):
+    def _run_vectorized(self, base, k_steps, outs, probs, defer=False):
         counter = int(self.counter)
         for name in self.order:
             pop = self.pops[name]
@@ -311,9 +362,16 @@ class Brain(nn.Module):
             outs[name], probs[name] = s, p
             getattr(self, f"last__{name}").copy_(s[-1])
         window = self._window_factors_vectorized(outs, probs, k_steps)
-        for proj, (x, y) in window.items():
-            e = self.eligibility(proj.name)
-            pl.eligibility_step(e, x, y, proj.trace_decay ** k_steps, out=e)
+
+        def fold():
+            for proj, (x, y) in window.items():
+                e = self.eligibility(proj.name)
+                pl.eligibility_step(e, x, y, proj.trace_decay ** k_steps, out=e)
+
+        if defer:
+            self._pending = fold
+        else:
+            fold()
 
     def _window_factors_vectorized(self, outs, probs, k_steps):
         """Factors of the whole window, each substep weighted by its remaining eligibility decay."""
@@ -351,13 +409,14 @@ class Brain(nn.Module):
         self._last_efficacy[proj.name] = eff
         return eff
 
-    def _neurons(self, name: str, current, t: int):
+    def _neurons(self, name: str, current, t: int, counter: Optional[int] = None):
         pop = self.pops[name]
         excite = getattr(self, f"excite__{name}")
         if not torch.is_tensor(current):
             current = torch.zeros_like(excite) + current
         if pop.model == "escape":
-            noise = uniform(self.keys, int(self.counter), (self.batch, pop.size), stream=self._offsets[name])
+            counter = int(self.counter) if counter is None else counter
+            noise = uniform(self.keys, counter, (self.batch, pop.size), stream=self._offsets[name])
             u = getattr(self, f"u__{name}")
             s, p, st = escape_step(current + excite, EscapeState(u), pop.escape, self.dt, noise)
             u.copy_(st.u)
@@ -368,43 +427,57 @@ class Brain(nn.Module):
         v.copy_(st.v), ref.copy_(st.refractory), theta.copy_(st.theta)
         return s, None
 
-    def _factors(self, proj: Projection, spikes, probs, efficacy, t):
-        pre = efficacy[t] if efficacy is not None else spikes[proj.pre]
-        post = spikes[proj.post]
-        if proj.rule == "node_perturbation":
-            return pl.node_perturbation_factors(pre=pre, post_spikes=post, post_prob=probs[proj.post])
-        if proj.rule == "critic":
-            return pl.critic_factors(pre=pre, post_prob=probs[proj.post], scale=proj.critic_scale)
-        k = _key(proj.name)
-        xpre, xpost = getattr(self, f"xpre__{k}"), getattr(self, f"xpost__{k}")
-        pre_before, pre_after = pl.trace_step(xpre, spikes[proj.pre], pl.trace_decay(proj.stdp.tau_plus, self.dt))
-        post_before, post_after = pl.trace_step(xpost, post, pl.trace_decay(proj.stdp.tau_minus, self.dt))
-        xpre.copy_(pre_after), xpost.copy_(post_after)
-        return pl.stdp_factors(pre_spikes=spikes[proj.pre], post_spikes=post, pre_trace=pre_before,
-                               post_trace=post_before, params=proj.stdp)
+    def _pre_factors(self, proj: Projection, pre_spikes: Tensor, pre_efficacy: Tensor) -> Tensor:
+        """Presynaptic factors ``X [B, P, K, r]`` of the rule for ``K`` substeps ``[K, B, P]``.
 
-    def _dense_learn(self, proj: Projection, x: Tensor, y: Tensor, dopamine: Optional[Tensor]):
+        The events are ``E_t = X_t @ Y_t`` as in :func:`plasticity.stdp_factors`,
+        :func:`plasticity.node_perturbation_factors` and :func:`plasticity.critic_factors`, whose ``X``
+        depends on presynaptic activity only, so a window of inputs is done at once (updates the pre trace).
+        """
+        if proj.rule == "stdp":
+            xpre = getattr(self, f"xpre__{_key(proj.name)}")
+            before = pl.trace_window(xpre, pre_spikes, pl.trace_decay(proj.stdp.tau_plus, self.dt))
+            return pl.stdp_pre_factors(pre_spikes=pre_spikes.permute(1, 2, 0), pre_trace=before.permute(1, 2, 0),
+                                       params=proj.stdp)
+        return pre_efficacy.permute(1, 2, 0).unsqueeze(-1)  # node perturbation, critic: X = pre
+
+    def _post_factors(self, proj: Projection, post: Tensor, prob: Optional[Tensor]) -> Tensor:
+        """Postsynaptic factor ``Y [B, r, Q]`` of one substep (updates the post trace)."""
+        if proj.rule == "node_perturbation":
+            return pl.node_perturbation_factors(pre=post, post_spikes=post, post_prob=prob)[1]
+        if proj.rule == "critic":
+            return pl.critic_factors(pre=post, post_prob=prob, scale=proj.critic_scale)[1]
+        xpost = getattr(self, f"xpost__{_key(proj.name)}")
+        before = pl.trace_window(xpost, post.unsqueeze(0), pl.trace_decay(proj.stdp.tau_minus, self.dt))[0]
+        return pl.stdp_post_factors(post_spikes=post, post_trace=before, params=proj.stdp)
+
+    def _dense_learn(self, proj: Projection, x: Tensor, y: Tensor, dopamine: Optional[Tensor],
+                     pre_next: Optional[Tensor] = None) -> Optional[Tensor]:
+        """One substep of learning in place; returns the signed current ``pre_next @ W_new`` when asked."""
         w = self.weights(proj.name)
         if not proj.gated:
             dw = torch.bmm(x, y).mul_(proj.lr)
             if proj.soft_bound:
                 dw.mul_(pl.soft_bound_factor(w, dw, proj.w_min, proj.w_max))
             pl.bound_weights(w.add_(dw), proj.w_min, proj.w_max, self.mask(proj.name))
-            return
-        e = self.eligibility(proj.name)
-        pl.eligibility_step(e, x, y, proj.trace_decay, out=e)
-        if dopamine is not None:
-            self._apply_dopamine(proj, dopamine)
+            return None
+        cur = pl.three_factor_step_(
+            w=w, e=self.eligibility(proj.name), x=x, y=y, decay=proj.trace_decay,
+            scale=None if dopamine is None else proj.lr * dopamine, w_min=proj.w_min, w_max=proj.w_max,
+            soft_bound=proj.soft_bound, mask=self.mask(proj.name), pre_next=pre_next)
+        return None if cur is None else cur * proj.sign
 
     def _apply_dopamine(self, proj: Projection, dopamine: Tensor):
-        w, e = self.weights(proj.name), self.eligibility(proj.name)
-        scale = (proj.lr * dopamine).view(-1, 1, 1)
-        if proj.soft_bound:
-            dw = e * scale
-            w.add_(dw.mul_(pl.soft_bound_factor(w, dw, proj.w_min, proj.w_max)))
-        else:
-            w.addcmul_(e, scale)
-        pl.bound_weights(w, proj.w_min, proj.w_max, self.mask(proj.name))
+        pl.three_factor_step_(w=self.weights(proj.name), e=self.eligibility(proj.name), x=None, y=None, decay=1.0,
+                              scale=proj.lr * dopamine, w_min=proj.w_min, w_max=proj.w_max,
+                              soft_bound=proj.soft_bound, mask=self.mask(proj.name))
+
+    @torch.no_grad()
+    def commit(self) -> None:
+        """Fold the plasticity events held back by ``run(..., defer=True)`` into the eligibility traces."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending()
 
     @torch.no_grad()
     def learn(self, dopamine: Tensor, gain: Optional[Tensor] = None) -> None:
@@ -478,40 +551,76 @@ class Brain(nn.Module):
                 buf.copy_(torch.where(m1, torch.ones_like(buf), buf))
 
 
+def _window_current(pre: Tensor, w: Tensor) -> Tensor:
+    """Current ``[B, K, Q]`` of a window of presynaptic activity ``[B, K, P]``.
+
+    Gathering rows per spike (:func:`propagate_events`) beats one batched product only when there are
+    fewer spikes in the window than a tenth of the rows; over a window of tens of substeps the product,
+    which reads ``W`` once, wins even at a few percent firing.
+    """
+    b, _, p = pre.shape
+    if w[0].numel() >= 65536 and int(torch.count_nonzero(pre)) < 0.1 * b * p:
+        return propagate_events(pre, w)
+    return propagate(pre, w)
+
+
 class _Window:
     """Bookkeeping of the event engine for one ``run``: stacked factors and dopamine coefficients.
 
-    See :func:`plasticity.fold_window` for the algebra. With per-substep dopamine, the current of
-    substep ``t`` also needs the weight change accumulated since the window began, which is applied
-    here in low-rank form (only rows of inputs that spiked are read).
+    See :func:`plasticity.fold_window` for the algebra. Factors go into preallocated ``X [B, P, rK]`` and
+    ``Y [B, rK, Q]``; the gains ``a [B, K]`` and ``c [B]`` are updated with one op per substep. With
+    per-substep dopamine, the current of substep ``t`` also needs the weight change accumulated since the
+    window began, which is applied here in low rank (a ``[B, P] x [B, P, rt]`` product, no ``[B, P, Q]`` pass).
     """
 
     def __init__(self, brain: Brain, k_steps: int, dopamine: Optional[Tensor]):
         self.brain, self.k, self.t = brain, k_steps, 0
-        self.x: dict[str, list[Tensor]] = {}
-        self.y: dict[str, list[Tensor]] = {}
         self.has_dopamine = dopamine is not None
+        self.x: dict[str, Tensor] = {}  # [B, P, r K]
+        self.y: dict[str, Tensor] = {}  # [B, r K, Q]
+        self.r: dict[str, int] = {}
+        self.n: dict[str, int] = {}  # substeps added
         b = brain.batch
         dev = brain.counter.device
-        self.c = {p.name: torch.zeros(b, device=dev) for p in brain.projs.values() if p.plastic}
-        self.a = {p.name: [] for p in brain.projs.values() if p.plastic}  # per step, gain [B]
+        steps = torch.arange(k_steps, device=dev)
+        lag = steps.view(-1, 1) - steps.view(1, -1)  # t - m
+        self.c, self.a, self.pows = {}, {}, {}
+        for p in brain.projs.values():
+            if not p.plastic:
+                continue
+            self.c[p.name] = torch.zeros(b, device=dev)
+            self.a[p.name] = torch.zeros(b, k_steps, device=dev)  # a_m, per substep m
+            d = torch.tensor(p.trace_decay, dtype=torch.float64, device=dev)
+            self.pows[p.name] = torch.where(lag >= 0, d ** lag.clamp_min(0), 0.0).float()  # d^(t-m), m <= t
         self.e_rows = {}
+        self.basis: dict[str, tuple[Tensor, Tensor]] = {}  # X = basis @ mix, see set_basis
 
-    def add(self, proj: Projection, x: Tensor, y: Tensor):
-        self.x.setdefault(proj.name, []).append(x)
-        self.y.setdefault(proj.name, []).append(y)
-        self.a[proj.name].append(torch.zeros(self.brain.batch, device=x.device, dtype=x.dtype))
+    def set_x(self, proj: Projection, x: Tensor):
+        """Presynaptic factors of the whole window ``[B, P, K, r]``, stored as ``X [B, P, K r]`` (column ``m r + k``)."""
+        b, p, k, r = x.shape
+        self.r[proj.name], self.n[proj.name] = r, 0
+        self.x[proj.name] = x.reshape(b, p, k * r)
+        self.y[proj.name] = x.new_empty(b, r * k, self.brain.pops[proj.post].size)
+
+    def set_basis(self, proj: Projection, basis: Tensor, mix: Tensor):
+        """A lower-rank form of the window's ``X = basis [B, P, R] @ mix [R, rK]``, used by :meth:`fold`."""
+        self.basis[proj.name] = (basis, mix)
+
+    def add_y(self, proj: Projection, y: Tensor):
+        """Postsynaptic factor ``[B, r, Q]`` of the next substep."""
+        name = proj.name
+        m, r = self.n[name], self.r[name]
+        self.y[name][:, m * r:(m + 1) * r] = y
+        self.n[name] = m + 1
 
     def advance(self, d_t: Tensor):
         """Dopamine ``[B]`` arrived after substep ``t``: update c and a_m for m <= t."""
         for proj in self.brain.projs.values():
             if not proj.plastic:
                 continue
-            d = proj.trace_decay
             name = proj.name
-            self.c[name] += d_t * d ** (self.t + 1)
-            for m, a in enumerate(self.a[name]):
-                a += d_t * d ** (self.t - m)
+            self.c[name].add_(d_t * proj.trace_decay ** (self.t + 1))
+            self.a[name].addcmul_(d_t.view(-1, 1), self.pows[name][self.t])
         self.t += 1
 
     def correction(self, proj: Projection, pre: Tensor, t: int) -> Tensor:
@@ -519,28 +628,26 @@ class _Window:
         if not self.has_dopamine or not proj.plastic or t == 0:
             return 0.0
         b = self.brain
-        if proj.name not in self.e_rows:
-            eff = b._last_efficacy[proj.name].transpose(0, 1)  # [B, K, P]
-            e0 = b.eligibility(proj.name)
-            self.e_rows[proj.name] = propagate_events(eff, e0) if eff.mean() <= 0.1 else propagate(eff, e0)
-        out = self.e_rows[proj.name][:, t] * self.c[proj.name].view(-1, 1)
-        xs, ys = self.x[proj.name][:t], self.y[proj.name][:t]
-        x = torch.cat(xs, dim=-1)  # [B, P, r t]
-        y = torch.cat(ys, dim=-2)  # [B, r t, Q]
-        r = xs[0].shape[-1]
-        gain = torch.stack(self.a[proj.name][:t], dim=1).repeat_interleave(r, dim=1)  # [B, r t]
-        proj_pre = torch.bmm(pre.unsqueeze(1), x).squeeze(1) * gain  # [B, r t]
-        out = out + torch.bmm(proj_pre.unsqueeze(1), y).squeeze(1)
-        return out * (proj.lr * proj.sign)
+        name = proj.name
+        if name not in self.e_rows:
+            eff = b._last_efficacy[name].transpose(0, 1)  # [B, K, P]
+            self.e_rows[name] = _window_current(eff, b.eligibility(name))
+        r = self.r[name]
+        batch = pre.shape[0]
+        out = (self.e_rows[name][:, t] * self.c[name].view(-1, 1)).unsqueeze(1)  # [B, 1, Q]
+        # All columns of X in one product (faster than a strided slice), then the first r t.
+        proj_pre = torch.bmm(pre.unsqueeze(1), self.x[name])[:, 0, :r * t]  # [B, r t]
+        proj_pre = proj_pre.view(batch, t, r).mul(self.a[name][:, :t, None]).view(batch, 1, r * t)
+        out.baddbmm_(proj_pre, self.y[name][:, :r * t])
+        return out.squeeze(1) * (proj.lr * proj.sign)
 
     def fold(self):
         b = self.brain
         for proj in b.projs.values():
             if not proj.plastic or proj.name not in self.x:
                 continue
-            xs, ys = self.x[proj.name], self.y[proj.name]
-            r, n = xs[0].shape[-1], len(xs)
-            x, y = torch.cat(xs, dim=-1), torch.cat(ys, dim=-2)
+            n, r = self.n[proj.name], self.r[proj.name]
+            x, y = self.x[proj.name][:, :, :r * n], self.y[proj.name][:, :r * n]
             w, e = b.weights(proj.name), b.eligibility(proj.name)
             mask = b.mask(proj.name)
             if not proj.gated:
@@ -552,13 +659,23 @@ class _Window:
             d = proj.trace_decay
             step_decays = torch.tensor([d ** (n - 1 - m) for m in range(n)], device=x.device,
                                        dtype=x.dtype).repeat_interleave(r)
+            low_rank = proj.name in self.basis and n == self.k
+            if low_rank:
+                basis, mix = self.basis[proj.name]
             if self.has_dopamine:
-                gain = torch.stack(self.a[proj.name], dim=1).repeat_interleave(r, dim=1)
-                w_new, e_new = pl.fold_window(w=w, e=e, x=x, y=y, step_decays=step_decays, total_decay=d ** n,
-                                              event_gain=gain, trace_gain=self.c[proj.name], lr=proj.lr,
-                                              w_min=proj.w_min, w_max=proj.w_max, soft_bound=proj.soft_bound,
-                                              mask=mask)
-                w.copy_(w_new)
-                e.copy_(e_new)
+                gain = self.a[proj.name][:, :n].repeat_interleave(r, dim=1)
+                if low_rank:  # X diag(g) Y = basis (mix diag(g) Y)
+                    pl.fold_window_(w=w, e=e, xa=basis, ya=torch.bmm(mix * gain.unsqueeze(1), y), xs=basis,
+                                    ys=torch.bmm((mix * step_decays).expand(y.shape[0], -1, -1), y), total_decay=d ** n,
+                                    trace_gain=self.c[proj.name], lr=proj.lr, w_min=proj.w_min, w_max=proj.w_max,
+                                    soft_bound=proj.soft_bound, mask=mask)
+                    continue
+                pl.fold_window(w=w, e=e, x=x, y=y, step_decays=step_decays, total_decay=d ** n,
+                               event_gain=gain, trace_gain=self.c[proj.name], lr=proj.lr,
+                               w_min=proj.w_min, w_max=proj.w_max, soft_bound=proj.soft_bound,
+                               mask=mask, out=(w, e))
+            elif low_rank:
+                pl.three_factor_step_(w=w, e=e, x=basis, y=torch.bmm((mix * step_decays).expand(y.shape[0], -1, -1), y),
+                                      decay=d ** n, scale=None)
             else:
-                torch.baddbmm(e, x * step_decays, y, beta=d ** n, out=e)
+                pl.three_factor_step_(w=w, e=e, x=x * step_decays, y=y, decay=d ** n, scale=None)
