@@ -1,0 +1,465 @@
+"""Observations -> input spikes: Gaussian population codes, running normalisation, sensory adaptation.
+
+Everything is batched over ``B`` independent agents (tensors ``[B, ...]``), runs on the device of
+its inputs and under ``torch.no_grad()``. The pieces, from pure functions to the stateful wrapper:
+
+* :func:`gaussian_fields` -- each observation dimension is covered by ``fields`` Gaussian receptive
+  fields with centres evenly spaced over ``[low, high]`` and width (sigma) equal to the spacing.
+* :func:`running_norm_init` / :func:`running_norm_update` / :func:`running_norm_apply` -- per-agent
+  running mean and variance (Welford, optionally capped into an exponential moving average) for
+  observation dimensions without usable bounds (MuJoCo).
+* :func:`adaptation_step` -- sensory adaptation of a population: habituation to constant strong
+  input, recovery at rest, sensitization by a strong unexpected change or an aversive event
+  (the Aplysia gill-withdrawal experiments: the response to a repeated touch fades, comes back
+  after a rest, and a noxious stimulus restores it at once).
+* :class:`PopulationEncoder` -- the thin stateful wrapper that turns observations into Bernoulli
+  input spikes for ``K`` brain substeps.
+
+Time base: the brain runs ``K`` substeps of ``dt_ms`` milliseconds per environment step; the
+encoder steps its adaptation state once per environment step with ``dt = K * dt_ms / 1000``
+**seconds**, so ``AdaptationParams.tau_adapt`` and ``tau_recover`` are in seconds.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = [
+    "UNBOUNDED_AT",
+    "gaussian_fields",
+    "RunningNormState",
+    "running_norm_init",
+    "running_norm_update",
+    "running_norm_apply",
+    "AdaptationParams",
+    "AdaptationState",
+    "adaptation_init",
+    "adaptation_step",
+    "PopulationEncoder",
+]
+
+#: An observation bound with ``|bound| >= UNBOUNDED_AT`` (or infinite) counts as unbounded:
+#: Gymnasium writes "no bound" as ``inf`` or as ``float32`` max (CartPole's velocities).
+UNBOUNDED_AT = 1e6
+
+
+# --------------------------------------------------------------------------------------------
+# Gaussian receptive fields
+# --------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def gaussian_fields(obs: Tensor, low: Tensor, high: Tensor, fields: int) -> Tensor:
+    """Gaussian population code of each observation dimension.
+
+    For dimension ``d`` the centres are ``c_j = low_d + j * s_d`` (``j = 0 .. fields-1``) with spacing
+    ``s_d = (high_d - low_d) / (fields - 1)`` and ``phi_{d,j} = exp(-(x_d - c_j)^2 / (2 s_d^2))``,
+    where ``x_d`` is ``obs_d`` clipped to ``[low_d, high_d]``. Values lie in ``(0, 1]`` (the field
+    whose centre is at ``x`` gives 1; fields many widths away may underflow to 0 in float32).
+
+    Args:
+        obs: ``[B, D]``.
+        low, high: ``[D]`` finite range per dimension, ``high > low``.
+        fields: fields per dimension, ``>= 2``.
+    Returns:
+        ``phi [B, D * fields]``, dimension-major: column ``d * fields + j``.
+
+    >>> phi = gaussian_fields(torch.tensor([[0.0]]), torch.tensor([-1.0]), torch.tensor([1.0]), 3)
+    >>> [round(v, 4) for v in phi[0].tolist()]   # centres -1, 0, 1; sigma 1
+    [0.6065, 1.0, 0.6065]
+    """
+    if fields < 2:
+        raise ValueError(f"gaussian_fields needs fields >= 2, got {fields}")
+    low = torch.as_tensor(low, dtype=obs.dtype, device=obs.device)
+    high = torch.as_tensor(high, dtype=obs.dtype, device=obs.device)
+    if not bool((high > low).all()):
+        raise ValueError("gaussian_fields needs high > low in every dimension")
+    spacing = (high - low) / (fields - 1)  # [D]
+    x = torch.maximum(torch.minimum(obs, high), low)  # [B, D]
+    j = torch.arange(fields, device=obs.device, dtype=obs.dtype)  # [F]
+    centres = low[:, None] + spacing[:, None] * j  # [D, F]
+    u = (x[:, :, None] - centres) / spacing[:, None]  # [B, D, F]
+    return torch.exp(-0.5 * u * u).reshape(obs.shape[0], -1)
+
+
+# --------------------------------------------------------------------------------------------
+# Running normalisation (per agent)
+# --------------------------------------------------------------------------------------------
+
+
+class RunningNormState(NamedTuple):
+    """``count [B]`` (int64, samples seen), ``mean [B, D]``, ``var [B, D]`` (population variance)."""
+
+    count: Tensor
+    mean: Tensor
+    var: Tensor
+
+
+def running_norm_init(dim: int, num_agents: int = 1, *, device=None, dtype=torch.float32) -> RunningNormState:
+    """Empty statistics for ``num_agents`` agents with ``dim``-dimensional observations."""
+    return RunningNormState(
+        torch.zeros(num_agents, dtype=torch.int64, device=device),
+        torch.zeros(num_agents, dim, dtype=dtype, device=device),
+        torch.ones(num_agents, dim, dtype=dtype, device=device),
+    )
+
+
+@torch.no_grad()
+def running_norm_update(
+    state: RunningNormState, obs: Tensor, *, mask: Tensor | None = None, max_count: int | None = None
+) -> RunningNormState:
+    """Add one observation per agent (Welford).
+
+    With ``n = count + 1``: ``mean += (x - mean) / n``, ``var += ((x - mean_old)(x - mean_new) - var) / n``,
+    which is the exact population mean and variance of everything seen. With ``max_count`` the
+    divisor stops growing at ``max_count``, turning the statistics into an exponential moving
+    average with rate ``1 / max_count`` (useful when the world changes mid-life).
+
+    Args:
+        state: :class:`RunningNormState` for ``B`` agents.
+        obs: ``[B, D]``.
+        mask: ``[B]`` bool, agents to update (default: all).
+    """
+    obs = obs.to(state.mean.dtype)
+    count = state.count + 1
+    if max_count is not None:
+        count = count.clamp_max(int(max_count))
+    n = count.to(obs.dtype)[:, None]
+    delta = obs - state.mean
+    mean = state.mean + delta / n
+    var = state.var + (delta * (obs - mean) - state.var) / n
+    if mask is None:
+        return RunningNormState(count, mean, var)
+    m = mask.to(torch.bool)
+    return RunningNormState(
+        torch.where(m, count, state.count),
+        torch.where(m[:, None], mean, state.mean),
+        torch.where(m[:, None], var, state.var),
+    )
+
+
+@torch.no_grad()
+def running_norm_apply(state: RunningNormState, obs: Tensor, clip: float, eps: float = 1e-8) -> Tensor:
+    """``z = clip((obs - mean) / sqrt(var + eps), -clip, clip)`` per agent, ``[B, D]``.
+
+    Agents that have seen fewer than two samples use unit variance (their variance is not known yet).
+    """
+    var = torch.where((state.count >= 2)[:, None], state.var, torch.ones_like(state.var))
+    z = (obs.to(state.mean.dtype) - state.mean) / torch.sqrt(var + eps)
+    return z.clamp(-clip, clip)
+
+
+# --------------------------------------------------------------------------------------------
+# Sensory adaptation: habituation and sensitization
+# --------------------------------------------------------------------------------------------
+
+
+class AdaptationParams(NamedTuple):
+    """Constants of sensory adaptation.
+
+    * ``tau_adapt`` -- time constant with which the adaptation level charges toward the drive
+      while the drive exceeds it (habituation), in the caller's time unit (seconds in the encoder).
+    * ``tau_recover`` -- time constant with which the level relaxes toward a lower drive, i.e. to 0
+      at rest (recovery).
+    * ``strength`` -- how strongly the level suppresses the response; 0 turns adaptation off exactly.
+    * ``sensitize_threshold`` -- a relative input change above this sensitizes (``inf`` disables
+      change-triggered sensitization; the external flag still works).
+    * ``form`` -- ``"divisive"``: ``gain = 1 / (1 + strength * level)``;
+      ``"exp"``: ``gain = exp(-strength * level)``.
+    * ``sensitize_reset`` -- fraction of the level removed by a sensitizing event (1 = full reset).
+    """
+
+    tau_adapt: float = 1.0
+    tau_recover: float = 5.0
+    strength: float = 1.0
+    sensitize_threshold: float = 0.5
+    form: str = "divisive"
+    sensitize_reset: float = 1.0
+
+
+class AdaptationState(NamedTuple):
+    """``level [B, N]``: adaptation level (same units as the drive); ``last_input [B, N]``: previous drive."""
+
+    level: Tensor
+    last_input: Tensor
+
+
+def adaptation_init(batch: int, n: int, *, device=None, dtype=torch.float32) -> AdaptationState:
+    """Unadapted state: ``level = 0``, ``last_input = 0`` for every agent."""
+    zeros = torch.zeros(batch, n, device=device, dtype=dtype)
+    return AdaptationState(zeros, zeros.clone())
+
+
+def adaptation_gain(level: Tensor, params: AdaptationParams) -> Tensor:
+    """Response gain for an adaptation ``level`` (``[B, N]``), in ``(0, 1]`` for ``level >= 0``."""
+    if params.form == "divisive":
+        return 1.0 / (1.0 + params.strength * level)
+    if params.form == "exp":
+        return torch.exp(-params.strength * level)
+    raise ValueError(f"AdaptationParams.form must be 'divisive' or 'exp', got {params.form!r}")
+
+
+@torch.no_grad()
+def adaptation_step(
+    drive: Tensor,
+    state: AdaptationState,
+    params: AdaptationParams,
+    dt: float,
+    sensitize: Tensor | None = None,
+) -> tuple[Tensor, AdaptationState]:
+    """One step of habituation / sensitization. The response is ``drive * gain``.
+
+    Order within a step, for every agent and neuron:
+
+    1. *Sensitization.* The relative change of the input,
+       ``c = sum_n |drive - last_input| / (sum_n |drive| + sum_n |last_input|)`` (in ``[0, 1]``:
+       0 = same pattern, 1 = a disjoint one), above ``sensitize_threshold``, or the external
+       ``sensitize`` flag (e.g. a strongly negative reward), removes ``sensitize_reset`` of that
+       agent's level: ``level <- (1 - sensitize_reset) * level``.
+    2. *Gain* from the level the stimulus finds: ``gain = 1 / (1 + strength * level)`` (divisive,
+       default) or ``exp(-strength * level)``. The first presentation therefore gets the full response.
+    3. *Level update*, exact for a drive held constant over ``dt``::
+
+           level <- drive + (level - drive) * exp(-dt / tau)
+           tau = tau_adapt   where drive >= level  (charging: habituation)
+                 tau_recover where drive <  level  (relaxing; at rest drive = 0, recovery to 0)
+
+       The level approaches the drive monotonically without crossing it, so the choice of ``tau``
+       is constant over the step and the exponential is exact.
+
+    Args:
+        drive: non-negative input ``[B, N]`` (e.g. Gaussian field activations).
+        state: :class:`AdaptationState` ``[B, N]``.
+        dt: step length, in the unit of the time constants.
+        sensitize: ``[B]`` bool or None.
+    Returns:
+        ``(gain [B, N], new_state)``.
+
+    >>> p = AdaptationParams(tau_adapt=1.0, tau_recover=1.0, strength=1.0, sensitize_threshold=float("inf"))
+    >>> s = adaptation_init(1, 1)
+    >>> g, s = adaptation_step(torch.ones(1, 1), s, p, dt=1.0)
+    >>> float(g), round(float(s.level), 4)     # full first response; level = 1 - exp(-1)
+    (1.0, 0.6321)
+    >>> g, s = adaptation_step(torch.ones(1, 1), s, p, dt=1.0)
+    >>> round(float(g), 4)                     # 1 / (1 + 0.6321)
+    0.6127
+    """
+    level = state.level
+    sens = None
+    if math.isfinite(params.sensitize_threshold):
+        diff = (drive - state.last_input).abs().sum(-1)
+        total = drive.abs().sum(-1) + state.last_input.abs().sum(-1)
+        change = diff / total.clamp_min(torch.finfo(drive.dtype).tiny)
+        sens = change > params.sensitize_threshold
+    if sensitize is not None:
+        flag = sensitize.to(device=drive.device, dtype=torch.bool)
+        sens = flag if sens is None else sens | flag
+    if sens is not None:
+        level = torch.where(sens[:, None], level * (1.0 - params.sensitize_reset), level)
+
+    gain = adaptation_gain(level, params)
+
+    decay_adapt = math.exp(-dt / params.tau_adapt)
+    decay_recover = math.exp(-dt / params.tau_recover)
+    decay = torch.where(drive >= level, decay_adapt, decay_recover).to(drive.dtype)
+    new_level = drive + (level - drive) * decay
+    return gain, AdaptationState(new_level, drive.clone())
+
+
+# --------------------------------------------------------------------------------------------
+# Stateful wrapper
+# --------------------------------------------------------------------------------------------
+
+
+class PopulationEncoder(torch.nn.Module):
+    """Observations ``[B, D]`` -> Bernoulli input spikes ``[K, B, N_in]`` for ``K`` substeps.
+
+    Layout of the ``N_in = D * fields * neurons_per_field + bias_neurons`` inputs: neuron
+    ``(d * fields + j) * neurons_per_field + c`` is copy ``c`` of field ``j`` of dimension ``d``; the
+    last ``bias_neurons`` are always on. The spike probability per substep is
+    ``max_prob * phi * gain`` (bias: ``max_prob``), where ``phi`` is :func:`gaussian_fields` and
+    ``gain`` the sensory adaptation of each field (1 exactly when ``adaptation`` is None).
+
+    Ranges (``normalize``): ``"bounds"`` codes every dimension over its observation-space bounds;
+    ``"running"`` codes every dimension's per-agent running z-score, clipped to ``+-running_clip``,
+    with fields over ``[-running_clip, running_clip]``; ``"auto"`` does the first for dimensions
+    with finite bounds and the second for unbounded ones (``|bound| >= UNBOUNDED_AT``).
+
+    Adaptation is stepped once per call, with ``dt = K * dt_ms / 1000`` seconds. Its state,
+    the running statistics and the ranges are buffers (``state_dict`` and ``.to(device)`` carry them).
+
+    >>> enc = PopulationEncoder([-1.0], [1.0], num_agents=2, fields=3, neurons_per_field=1, bias_neurons=1)
+    >>> enc.n_out
+    4
+    >>> spikes = enc.encode(torch.zeros(2, 1), torch.Generator().manual_seed(0), K=20)
+    >>> tuple(spikes.shape)
+    (20, 2, 4)
+    """
+
+    def __init__(
+        self,
+        obs_low,
+        obs_high,
+        num_agents: int,
+        *,
+        fields: int = 15,
+        neurons_per_field: int = 2,
+        max_prob: float = 0.5,
+        bias_neurons: int = 2,
+        normalize: str = "auto",
+        running_clip: float = 3.0,
+        adaptation: AdaptationParams | None = None,
+        dt_ms: float = 1.0,
+        running_max_count: int | None = None,
+        device="cpu",
+    ):
+        super().__init__()
+        low = np.asarray(obs_low, dtype=np.float64).reshape(-1)
+        high = np.asarray(obs_high, dtype=np.float64).reshape(-1)
+        if low.shape != high.shape:
+            raise ValueError(f"obs_low {low.shape} and obs_high {high.shape} differ in shape")
+        if normalize not in ("auto", "running", "bounds"):
+            raise ValueError(f"normalize must be 'auto', 'running' or 'bounds', got {normalize!r}")
+        if not 0.0 <= max_prob <= 1.0:
+            raise ValueError(f"max_prob must be in [0, 1], got {max_prob}")
+        unbounded = ~(np.isfinite(low) & np.isfinite(high)) | (np.abs(low) >= UNBOUNDED_AT) | (np.abs(high) >= UNBOUNDED_AT)
+        if normalize == "running":
+            norm = np.ones_like(unbounded)
+        elif normalize == "bounds":
+            if unbounded.any():
+                raise ValueError(
+                    f"normalize='bounds' but observation dimensions {np.flatnonzero(unbounded).tolist()} are "
+                    "unbounded; pass finite obs_low/obs_high for them or use normalize='auto'"
+                )
+            norm = np.zeros_like(unbounded)
+        else:
+            norm = unbounded
+        bad = ~norm & ~(high > low)
+        if bad.any():
+            raise ValueError(f"obs_high must exceed obs_low; dimensions {np.flatnonzero(bad).tolist()} do not")
+        field_low = np.where(norm, -running_clip, low)
+        field_high = np.where(norm, running_clip, high)
+
+        self.num_agents = int(num_agents)
+        self.obs_dim = int(low.size)
+        self.fields = int(fields)
+        self.neurons_per_field = int(neurons_per_field)
+        self.max_prob = float(max_prob)
+        self.bias_neurons = int(bias_neurons)
+        self.normalize = normalize
+        self.running_clip = float(running_clip)
+        self.running_max_count = running_max_count
+        self.adaptation = adaptation
+        self.dt_ms = float(dt_ms)
+        self.n_fields = self.obs_dim * self.fields
+
+        f32 = dict(dtype=torch.float32, device=device)
+        self.register_buffer("field_low", torch.tensor(field_low, **f32))
+        self.register_buffer("field_high", torch.tensor(field_high, **f32))
+        self.register_buffer("norm_mask", torch.tensor(norm, dtype=torch.bool, device=device))
+        rn = running_norm_init(self.obs_dim, self.num_agents, device=device)
+        self.register_buffer("rn_count", rn.count)
+        self.register_buffer("rn_mean", rn.mean)
+        self.register_buffer("rn_var", rn.var)
+        ad = adaptation_init(self.num_agents, self.n_fields, device=device)
+        self.register_buffer("adapt_level", ad.level)
+        self.register_buffer("adapt_last_input", ad.last_input)
+        self.register_buffer("last_gain", torch.ones(self.num_agents, self.n_fields, **f32))
+
+    # ---- sizes and logging ----------------------------------------------------------------
+
+    @property
+    def n_out(self) -> int:
+        """Number of input neurons ``N_in``."""
+        return self.n_fields * self.neurons_per_field + self.bias_neurons
+
+    @property
+    def device(self) -> torch.device:
+        return self.field_low.device
+
+    def adaptation_level(self) -> Tensor:
+        """Mean adaptation level per agent ``[B]`` (0 = unadapted)."""
+        return self.adapt_level.mean(-1)
+
+    def last_gain_mean(self) -> Tensor:
+        """Mean gain of the last call per agent ``[B]`` (1 = no adaptation)."""
+        return self.last_gain.mean(-1)
+
+    def running_state(self) -> RunningNormState:
+        return RunningNormState(self.rn_count, self.rn_mean, self.rn_var)
+
+    # ---- encoding ------------------------------------------------------------------------
+
+    def _as_obs(self, obs) -> Tensor:
+        obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        if obs.shape != (self.num_agents, self.obs_dim):
+            raise ValueError(
+                f"PopulationEncoder expects obs of shape {(self.num_agents, self.obs_dim)}, got {tuple(obs.shape)}"
+            )
+        return obs
+
+    @torch.no_grad()
+    def probabilities(
+        self, obs, *, K: int = 1, sensitize: Tensor | None = None, update_stats: bool = True
+    ) -> Tensor:
+        """Spike probability per substep ``[B, N_in]``; steps the adaptation state once (``dt = K*dt_ms/1000`` s).
+
+        Args:
+            obs: ``[B, D]`` (tensor or array).
+            K: substeps this env step lasts (sets the adaptation time step).
+            sensitize: ``[B]`` bool, agents to sensitize (e.g. after a strongly negative reward).
+            update_stats: add ``obs`` to the running statistics (normalised dimensions only matter).
+        """
+        obs = self._as_obs(obs)
+        if sensitize is not None:
+            sensitize = torch.as_tensor(sensitize, dtype=torch.bool, device=self.device)
+        x = obs
+        if bool(self.norm_mask.any()):
+            state = self.running_state()
+            if update_stats:
+                state = running_norm_update(state, obs, max_count=self.running_max_count)
+                self.rn_count, self.rn_mean, self.rn_var = state
+            z = running_norm_apply(state, obs, self.running_clip)
+            x = torch.where(self.norm_mask, z, obs)
+        phi = gaussian_fields(x, self.field_low, self.field_high, self.fields)  # [B, D*F]
+        if self.adaptation is None:
+            p = self.max_prob * phi
+        else:
+            dt = K * self.dt_ms / 1000.0
+            gain, st = adaptation_step(
+                phi, AdaptationState(self.adapt_level, self.adapt_last_input), self.adaptation, dt, sensitize
+            )
+            self.adapt_level, self.adapt_last_input = st
+            self.last_gain = gain
+            p = self.max_prob * phi * gain
+        if self.neurons_per_field > 1:
+            p = p.repeat_interleave(self.neurons_per_field, dim=1)
+        if self.bias_neurons:
+            bias = torch.full((self.num_agents, self.bias_neurons), self.max_prob, dtype=p.dtype, device=p.device)
+            p = torch.cat([p, bias], dim=1)
+        return p
+
+    @torch.no_grad()
+    def encode(
+        self, obs, generator: torch.Generator, K: int, *, sensitize: Tensor | None = None, update_stats: bool = True
+    ) -> Tensor:
+        """Input spikes ``[K, B, N_in]`` (float 0/1), Bernoulli with :meth:`probabilities` per substep.
+
+        ``generator`` must live on the encoder's device.
+        """
+        p = self.probabilities(obs, K=K, sensitize=sensitize, update_stats=update_stats)
+        u = torch.rand((K, *p.shape), generator=generator, device=p.device, dtype=p.dtype)
+        return (u < p).to(p.dtype)
+
+    @torch.no_grad()
+    def reset(self, mask: Tensor) -> None:
+        """Reset the adaptation state of the agents in ``mask [B]`` (bool); running statistics are kept."""
+        m = torch.as_tensor(mask, dtype=torch.bool, device=self.device)[:, None]
+        self.adapt_level = torch.where(m, torch.zeros_like(self.adapt_level), self.adapt_level)
+        self.adapt_last_input = torch.where(m, torch.zeros_like(self.adapt_last_input), self.adapt_last_input)
+        self.last_gain = torch.where(m, torch.ones_like(self.last_gain), self.last_gain)

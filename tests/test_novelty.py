@@ -1,0 +1,193 @@
+"""Novelty: SimHash counts, habituating novelty neurons, acetylcholine gain, bonus schedule."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+
+from spikegym.agents.encoders import AdaptationParams
+from spikegym.agents.novelty import (
+    NoveltyDetector,
+    NoveltyState,
+    ach_gain,
+    bonus_weight,
+    novelty_init,
+    novelty_neuron_params,
+    novelty_neurons_init,
+    novelty_neurons_step,
+    novelty_neurons_tag,
+    novelty_step,
+    simhash_bucket,
+    simhash_params,
+)
+
+BETA = 0.3
+
+
+def counts_pattern(n, seed):
+    """Spike-count-like pattern [1, n]."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 20, (1, n), generator=g).float()
+
+
+def distinct_patterns(params, n_inputs, how_many, seed=0):
+    """Patterns [how_many, 1, N] whose buckets are pairwise different."""
+    out, seen, s = [], set(), seed
+    while len(out) < how_many:
+        x = counts_pattern(n_inputs, s)
+        b = int(simhash_bucket(x, params))
+        if b not in seen:
+            seen.add(b)
+            out.append(x)
+        s += 1
+    return out
+
+
+def test_repeated_pattern_bonus_falls_as_beta_over_sqrt_n():
+    det = NoveltyDetector(40, 1, beta=BETA, hash_bits=16, seed=3)
+    x = counts_pattern(40, 0)
+    for n in range(1, 51):
+        bonus, novelty = det(x)
+        assert bonus.item() == pytest.approx(BETA / math.sqrt(n), rel=1e-6)
+        assert novelty.item() == pytest.approx(1 / math.sqrt(n), rel=1e-6)
+    assert int(det.counts.sum()) == 50
+
+
+def test_new_pattern_gets_the_full_bonus():
+    det = NoveltyDetector(40, 1, beta=BETA, hash_bits=16, seed=3)
+    pats = distinct_patterns(det.simhash_params(), 40, 6)
+    for _ in range(10):
+        det(pats[0])
+    for x in pats[1:]:
+        bonus, novelty = det(x)
+        assert bonus.item() == pytest.approx(BETA, rel=1e-7) and novelty.item() == 1.0
+    assert det(pats[0])[0].item() == pytest.approx(BETA / math.sqrt(11), rel=1e-6)
+
+
+def test_counts_agree_with_a_reference_counter():
+    # few bits -> many collisions; the reference hashes with numpy from the same projection
+    p = simhash_params(12, beta=BETA, hash_bits=3, seed=0)
+    st = novelty_init(1, p)
+    A = p.projection.numpy()
+    ref = Counter()
+    g = torch.Generator().manual_seed(9)
+    for _ in range(200):
+        x = torch.randn(1, 12, generator=g)
+        bits = (x.numpy() @ A)[0] > 0
+        key = int(sum(int(b) << i for i, b in enumerate(bits)))
+        ref[key] += 1
+        bonus, _, st = novelty_step(x, st, p)
+        assert bonus.item() == pytest.approx(BETA / math.sqrt(ref[key]), rel=1e-6)
+    assert sorted(ref.values()) == sorted(v for v in st.counts[0].tolist() if v)
+
+
+def test_bonus_and_gain_are_per_agent():
+    det = NoveltyDetector(30, 2, beta=BETA, hash_bits=16, seed=1)
+    fresh = distinct_patterns(det.simhash_params(), 30, 21, seed=100)
+    repeat = fresh[0]
+    for n in range(1, 21):
+        x = torch.cat([repeat, fresh[n]])  # agent 0 repeats, agent 1 sees a new pattern each step
+        bonus, novelty = det(x)
+        assert bonus[0].item() == pytest.approx(BETA / math.sqrt(n), rel=1e-6)
+        assert bonus[1].item() == pytest.approx(BETA, rel=1e-7) and novelty[1].item() == 1.0
+        gain = ach_gain(novelty, 2.0)
+        assert gain[0].item() == pytest.approx(1 + 2 / math.sqrt(n), rel=1e-6)
+        assert gain[1].item() == 3.0
+    # counting is per agent: agent 1 never saw the repeated pattern
+    assert det(torch.cat([repeat, repeat]))[1][1].item() == 1.0
+
+
+def test_mask_reset_and_pure_step_leaves_state_alone():
+    p = simhash_params(10, beta=1.0, hash_bits=8, seed=0)
+    st = novelty_init(2, p)
+    x = counts_pattern(10, 1).repeat(2, 1)
+    _, _, st = novelty_step(x, st, p)
+    before = st.counts.clone()
+    bonus, _, st2 = novelty_step(x, st, p, mask=torch.tensor([True, False]))
+    assert torch.equal(st.counts, before)  # not mutated
+    assert bonus.tolist() == pytest.approx([1 / math.sqrt(2), 1 / math.sqrt(2)])
+    assert int(st2.counts[0].sum()) == 2 and int(st2.counts[1].sum()) == 1
+    # in-place and pure agree
+    st3 = NoveltyState(st.counts.clone())
+    b_in, _, st3 = novelty_step(x, st3, p, inplace=True)
+    b_out, _, st4 = novelty_step(x, st, p)
+    assert torch.equal(b_in, b_out) and torch.equal(st3.counts, st4.counts)
+
+    det = NoveltyDetector(10, 2, beta=1.0, hash_bits=8, seed=0)
+    for _ in range(3):
+        det(x)
+    det.reset_counts(torch.tensor([False, True]))
+    assert det(x)[0].tolist() == pytest.approx([0.5, 1.0])
+
+
+def test_determinism_with_a_seed_and_state_dict():
+    def run(seed):
+        det = NoveltyDetector(16, 3, beta=BETA, hash_bits=6, seed=seed)
+        g = torch.Generator().manual_seed(0)
+        out = [det(torch.rand(3, 16, generator=g).round())[0] for _ in range(40)]
+        return det, torch.stack(out)
+
+    a, out_a = run(5)
+    b, out_b = run(5)
+    assert torch.equal(a.projection, b.projection) and torch.equal(out_a, out_b)
+    c, out_c = run(6)
+    assert not torch.equal(a.projection, c.projection)
+    d = NoveltyDetector(16, 3, beta=BETA, hash_bits=6, seed=99)
+    d.load_state_dict(a.state_dict())
+    x = torch.ones(3, 16)
+    assert torch.equal(d(x)[0], a(x)[0])
+
+
+def test_many_bits_fold_into_a_bounded_table():
+    p = simhash_params(20, beta=1.0, hash_bits=48, seed=2)
+    assert p.table_size == 2**20
+    st = novelty_init(2, p)
+    assert st.counts.shape == (2, 2**20)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 20, generator=g)
+    bits = ((x @ p.projection) > 0).long()
+    expected = (bits * p.bit_weights).sum(-1) % 2**20
+    assert torch.equal(simhash_bucket(x, p), expected)
+    for n in range(1, 4):
+        bonus, _, st = novelty_step(x, st, p, inplace=True)
+        assert bonus.tolist() == pytest.approx([1 / math.sqrt(n)] * 2)
+
+
+def test_novelty_neurons_habituate_analytically():
+    hab = AdaptationParams(tau_adapt=3.0, tau_recover=1e4, strength=9.0, sensitize_threshold=float("inf"))
+    p = novelty_neuron_params(30, n_neurons=256, active=8, beta=BETA, seed=0, adaptation=hab)
+    st = novelty_neurons_init(2, p)
+    x = counts_pattern(30, 0)
+    seed = 1
+    while (novelty_neurons_tag(x, p) * novelty_neurons_tag(counts_pattern(30, seed), p)).sum() > 0:
+        seed += 1
+    other = counts_pattern(30, seed)  # a pattern whose tag shares no unit with x's
+    for n in range(1, 16):
+        bonus, novelty, st = novelty_neurons_step(torch.cat([x, other if n == 15 else x]), st, p)
+        level = 1 - math.exp(-(n - 1) / hab.tau_adapt)  # level the n-th visit finds
+        assert novelty[0].item() == pytest.approx(1 / (1 + 9 * level), rel=1e-5)
+        assert bonus[0].item() == pytest.approx(BETA * novelty[0].item(), rel=1e-6)
+    assert novelty[0].item() < 0.15
+    assert novelty[1].item() == 1.0  # a pattern this agent never saw: full novelty
+
+    det = NoveltyDetector(30, 1, beta=BETA, seed=0, mode="neurons", adaptation=hab)
+    resp = [det(x)[1].item() for _ in range(10)]
+    assert np.all(np.diff(resp) < 0) and resp[0] == 1.0
+    det.reset_counts(torch.tensor([True]))
+    assert det(x)[1].item() == 1.0
+
+
+def test_bonus_weight_schedule_and_ach_gain():
+    assert [bonus_weight(s, 100) for s in (0, 50, 100, 1000)] == [1.0, 0.5, 0.0, 0.0]
+    assert bonus_weight(10**9, None) == 1.0
+    assert torch.equal(ach_gain(torch.tensor([0.25, 1.0]), 4.0), torch.tensor([2.0, 5.0]))
+
+
+def test_no_autograd_graph():
+    det = NoveltyDetector(8, 2, beta=1.0, hash_bits=4)
+    bonus, novelty = det(torch.rand(2, 8, requires_grad=True))
+    assert bonus.grad_fn is None and novelty.grad_fn is None
