@@ -138,12 +138,10 @@ class Agent:
                                            seed=seed, device=self.device,
                                            mode={"hash": "simhash", "neurons": "neurons"}[n.mode])
         d = cfg.dopamine
-        if cfg.env.failure_reward is not None:
-            low_v = min(cfg.env.failure_reward, 0.0)
-        else:
-            low_v = 0.0
-        self.value_low = d.value_low if getattr(d, "value_low", None) is not None else low_v
-        self.value_high = d.value_high if getattr(d, "value_high", None) is not None else 0.0
+        # V = value_low + (value_high - value_low) * mean critic firing probability
+        fail = cfg.env.failure_reward
+        self.value_low = d.value_low if d.value_low is not None else (min(fail, 0.0) if fail is not None else -1.0)
+        self.value_high = d.value_high if d.value_high is not None else (max(fail, 0.0) if fail is not None else 1.0)
         z = lambda dtype=torch.float32: torch.zeros(num_agents, device=self.device, dtype=dtype)
         self.state = {"value_prev": z(), "learnable": z(torch.bool), "reward_mean": z(), "steps": torch.zeros((), dtype=torch.int64)}
         self.last: dict[str, Tensor] = {}
@@ -168,7 +166,8 @@ class Agent:
         r = self._internal_reward(reward, term)
 
         # --- sensing: Gaussian fields with adaptation -> Bernoulli spikes from each agent's own stream
-        punish = r < -abs(self.cfg.encoder.adaptation.sensitize_threshold) if self.cfg.encoder.adaptation.sensitize_on_punishment else None
+        a = self.cfg.encoder.adaptation
+        punish = r <= -a.punishment_threshold if a.sensitize_on_punishment else None
         probs = self.encoder.probabilities(obs, K=self.K, sensitize=punish)
         counter = int(self.brain.counter)
         noise = uniform(self.brain.keys, counter, (self.K, self.B, probs.shape[1]), stream=_SENSOR_STREAM)
@@ -209,8 +208,7 @@ class Agent:
             ties = uniform(self.brain.keys, counter, (self.B, self.n_groups), stream=_TIE_STREAM)
             action = discrete_action(motor, self.n_groups, ties)
         else:
-            action = continuous_action(motor, self.act_low, self.act_high, gain=self.cfg.brain.action_gain
-                                       if hasattr(self.cfg.brain, "action_gain") else 1.0)
+            action = continuous_action(motor, self.act_low, self.act_high, gain=self.cfg.brain.action_gain)
         self.last = {"delta": delta, "value": value, "intrinsic": intrinsic, "novelty": novelty,
                      "learnable": learnable, "motor": motor, "sensors": sensors}
         return action.cpu().numpy()

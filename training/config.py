@@ -173,15 +173,16 @@ class AdaptationConfig:
     tau_adapt: float = setting(0.2, "habituation time constant under constant strong input, seconds", gt=0.0)
     tau_recover: float = setting(1.0, "recovery time constant at rest, seconds", gt=0.0)
     strength: float = setting(1.0, "how strongly the adaptation level suppresses the response (0: none)", min=0.0)
-    sensitize_threshold: float = setting(1.5, "relative input change that sensitizes (restores the response)", min=0.0)
-    sensitize_on_punishment: bool = setting(True, "a negative internal reward (aversive event) restores the response")
+    sensitize_threshold: float = setting(0.5, "relative input change (0..1) that sensitizes (restores the response)", min=0.0)
+    sensitize_on_punishment: bool = setting(True, "a strongly negative internal reward (aversive event) restores the response")
+    punishment_threshold: float = setting(0.5, "internal reward at or below minus this counts as aversive", min=0.0)
 
 
 @dataclass
 class EncoderConfig:
     """Observations -> input spikes: Gaussian population code per observation dimension."""
 
-    fields: int = setting(15, "Gaussian receptive fields per observation dimension", min=1)
+    fields: int = setting(15, "Gaussian receptive fields per observation dimension", min=2)
     neurons_per_field: int = setting(2, "Bernoulli input neurons per receptive field", min=1)
     max_prob: float = setting(0.5, "spike probability per substep at a field's centre", min=0.0, max=1.0)
     bias_neurons: int = setting(2, "always-on input neurons (a learnable bias)", min=0)
@@ -251,6 +252,7 @@ class BrainConfig:
     motor_size: int = setting(20, "motor neurons per action population", min=1)
     critic_size: int = setting(40, "critic neurons (their rate encodes value)", min=1)
     lateral_inhibition: float = setting(0.0, "inhibition between motor populations", min=0.0)
+    action_gain: float = setting(1.0, "continuous actions: how far a full push-pull count difference reaches, x half range", gt=0.0)
     slope: float = setting(1.0, "escape-noise sigmoid slope", gt=0.0)
     motor_bias: float = setting(0.0, "bias current of motor neurons")
     critic_bias: float = setting(0.0, "bias current of critic neurons")
@@ -300,6 +302,13 @@ class DopamineConfig:
     gamma: float = setting(0.99, "TD discount", min=0.0, max=1.0)
     baseline_decay: float = setting(0.99, "decay of the running reward mean (baseline mode)", min=0.0, max=1.0)
     clip: Optional[float] = setting(None, "clip dopamine to [-clip, clip] (null: no clip)", gt=0.0)
+    value_low: Optional[float] = setting(None, "critic value when its neurons are silent (null: min(failure_reward, 0) or 0)")
+    value_high: Optional[float] = setting(None, "critic value when its neurons fire at full rate (null: 0)")
+
+    def cross_check(self) -> list[tuple[str, str]]:
+        if self.value_low is not None and self.value_high is not None and self.value_low >= self.value_high:
+            return [("value_high", "must be greater than 'value_low'")]
+        return []
 
 
 @dataclass
