@@ -29,7 +29,7 @@ from torch import Tensor
 from spikegym.brains.network import Brain, Population, Projection
 from spikegym.brains.neurons import EscapeParams, LIFParams
 from spikegym.brains.plasticity import HomeostasisParams, StdpParams, StructuralParams
-from spikegym.brains.random import uniform
+from spikegym.brains.random import UNIT, CounterNoise, bernoulli_threshold
 from spikegym.brains.synapses import TMParams
 
 from .decoders import continuous_action, discrete_action
@@ -145,6 +145,8 @@ class Agent:
         z = lambda dtype=torch.float32: torch.zeros(num_agents, device=self.device, dtype=dtype)
         self.state = {"value_prev": z(), "learnable": z(torch.bool), "reward_mean": z(), "steps": torch.zeros((), dtype=torch.int64)}
         self.last: dict[str, Tensor] = {}
+        self._noise = CounterNoise()  # cached hash words of the sensor and tie-break streams
+        self._scratch: dict = {}
 
     # ------------------------------------------------------------------ one environment step
 
@@ -159,33 +161,38 @@ class Agent:
             actions for the vector env: ``[B]`` ints (discrete) or ``[B, A]`` floats, as numpy.
         """
         dev = self.device
+        if np.ndim(obs) == 1:  # a Discrete observation space gives one number per agent: [B] -> [B, 1]
+            obs = obs[:, None]
+        term_np = np.asarray(terminated, dtype=bool)
+        ended_np = term_np | np.asarray(truncated, dtype=bool)
         reward = torch.as_tensor(np.asarray(reward), dtype=torch.float32, device=dev)
-        term = torch.as_tensor(np.asarray(terminated), dtype=torch.bool, device=dev)
-        trunc = torch.as_tensor(np.asarray(truncated), dtype=torch.bool, device=dev)
-        ended = term | trunc
+        term = torch.as_tensor(term_np, device=dev)
+        ended = torch.as_tensor(ended_np, device=dev)
         r = self._internal_reward(reward, term)
 
         # --- sensing: Gaussian fields with adaptation -> Bernoulli spikes from each agent's own stream
         a = self.cfg.encoder.adaptation
         punish = r <= -a.punishment_threshold if a.sensitize_on_punishment else None
         probs = self.encoder.probabilities(obs, K=self.K, sensitize=punish)
-        counter = int(self.brain.counter)
-        noise = uniform(self.brain.keys, counter, (self.K, self.B, probs.shape[1]), stream=_SENSOR_STREAM)
-        sensors = (noise < probs).to(probs.dtype)
+        sensors, ties = self._sense(probs, int(self.brain.counter))
 
         # --- acting: K substeps of the brain; this decision's plasticity events wait for the dopamine
         out = self.brain.run({"sensors": sensors}, defer=True)
-        value = self.value_low + (self.value_high - self.value_low) * self.brain.last_prob["critic"].mean(dim=(0, 2))
+        value = self.brain.last_prob["critic"].mean(dim=(0, 2))  # mean firing probability -> value range
+        if self.value_high - self.value_low != 1.0:
+            value.mul_(self.value_high - self.value_low)
+        value.add_(self.value_low)
 
         # --- learning (the only one there is): dopamine about the previous decision
-        intrinsic = torch.zeros_like(r)
-        novelty = torch.zeros_like(r)
         if self.novelty is not None:
-            intrinsic, novelty = self.novelty(sensors.sum(0))
+            intrinsic, novelty = self.novelty(probs)  # the noiseless pattern: same obs, same bucket
             intrinsic = intrinsic * _bonus_weight(global_step, self.cfg.novelty.decay_steps)
-        delta = self._dopamine(r + intrinsic, value, term)
+            delta = self._dopamine(r + intrinsic, value, term)
+        else:
+            intrinsic = novelty = torch.zeros_like(r)  # (r + 0 == r)
+            delta = self._dopamine(r, value, term)
         learnable = self.state["learnable"]
-        delta = torch.where(learnable, delta, torch.zeros_like(delta))
+        delta = torch.where(learnable, delta, 0.0)
         gain = 1.0 + self.cfg.novelty.ach_gain * novelty if self.novelty is not None else None
         if learn:
             self.brain.learn(delta, gain)
@@ -196,7 +203,7 @@ class Agent:
         self.brain.commit()
 
         # --- autoreset: the next env step only resets these agents, so forget this decision
-        if bool(ended.any()):
+        if ended_np.any():
             self.brain.reset(ended)
             self.encoder.reset(ended)
         self.state["learnable"] = ~ended
@@ -205,18 +212,41 @@ class Agent:
 
         motor = out["motor"]
         if self.discrete:
-            ties = uniform(self.brain.keys, counter, (self.B, self.n_groups), stream=_TIE_STREAM)
             action = discrete_action(motor, self.n_groups, ties)
         else:
             action = continuous_action(motor, self.act_low, self.act_high, gain=self.cfg.brain.action_gain)
-        self.last = {"delta": delta, "value": value, "intrinsic": intrinsic, "novelty": novelty,
+        self.last = {"delta": delta, "value": value, "intrinsic": intrinsic, "novelty": novelty, "extrinsic": r,
                      "learnable": learnable, "motor": motor, "sensors": sensors}
         return action.cpu().numpy()
+
+    def _sense(self, probs: Tensor, counter: int) -> tuple[Tensor, Optional[Tensor]]:
+        """Input spikes ``[K, B, N_in]`` (Bernoulli ``probs [B, N_in]`` in every substep) and tie-break noise ``[B, G]``.
+
+        Both come from one hash over ``[K, B, N_in (+ G)]`` (:class:`~spikegym.brains.random.CounterNoise`):
+        the sensors are exactly ``uniform(keys, counter, (K, B, N_in), stream=_SENSOR_STREAM) < probs`` and the
+        ties ``uniform(keys, counter, (B, G), stream=_TIE_STREAM)``.
+        """
+        b, n = probs.shape
+        g = self.n_groups if self.discrete else 0
+        blocks = ((_SENSOR_STREAM, n), (_TIE_STREAM, g)) if g else ((_SENSOR_STREAM, n),)
+        key = (self.K, n + g, probs.device)
+        bufs = self._scratch.get(key)
+        if bufs is None:
+            shape = (self.K, b, n + g)
+            bufs = self._scratch[key] = (torch.empty(shape, dtype=torch.int32, device=probs.device),
+                                         torch.empty(shape, dtype=torch.int32, device=probs.device),
+                                         torch.empty(shape, dtype=probs.dtype, device=probs.device))
+        a = self._noise.hash(self.brain.keys, blocks, counter, self.K, out=bufs[0], tmp=bufs[1])
+        a = bufs[2].copy_(a)  # the 24-bit integers, exactly, as floats
+        spikes = torch.empty(self.K, b, n, dtype=probs.dtype, device=probs.device)  # fresh: the brain keeps it
+        torch.lt(a[..., :n], bernoulli_threshold(probs), out=spikes)
+        ties = a[0, :, n:].mul(UNIT).add_(0.5) if g else None  # = to_uniform of the tie stream's words
+        return spikes, ties
 
     def _internal_reward(self, reward: Tensor, term: Tensor) -> Tensor:
         env = self.cfg.env
         if env.failure_reward is not None:
-            return torch.where(term, torch.full_like(reward, env.failure_reward), torch.zeros_like(reward))
+            return torch.where(term, env.failure_reward, 0.0).to(reward.dtype)
         return reward * env.reward_scale
 
     def _dopamine(self, r: Tensor, value: Tensor, term: Tensor) -> Tensor:
@@ -224,7 +254,8 @@ class Agent:
         if d.mode == "baseline":
             delta = r - self.state["reward_mean"]
         else:
-            delta = r + d.gamma * value * (~term).to(value.dtype) - self.state["value_prev"]
+            # r + gamma V(s') (1 - terminated) - V(s)
+            delta = (d.gamma * value).masked_fill_(term, 0.0).add_(r).sub_(self.state["value_prev"])
         if d.clip is not None:
             delta = delta.clamp(-d.clip, d.clip)
         return delta
@@ -261,7 +292,8 @@ class Agent:
         if self.novelty is not None:
             self.novelty.load_state_dict(part("novelty."))
         for k, v in part("agent.").items():
-            self.state[k] = v.to(self.state[k].device if k in self.state else self.device)
+            # a copy: never share tensors with the source (select(i) would otherwise step the population's counter)
+            self.state[k] = v.to(self.state[k].device if k in self.state else self.device, copy=True)
 
 
 def _bonus_weight(step: int, decay_steps: Optional[int]) -> float:

@@ -27,13 +27,13 @@ def discrete_action(motor_spikes: Tensor, n_actions: int, tie_noise: Tensor) -> 
     [1]
     """
     counts = population_counts(motor_spikes, n_actions)
-    return (counts + 0.5 * tie_noise).argmax(dim=1)
+    return counts.add_(tie_noise, alpha=0.5).argmax(dim=1)
 
 
 def population_counts(motor_spikes: Tensor, n_groups: int) -> Tensor:
     """Spike counts per population ``[B, n_groups]`` from ``[K, B, n_groups * M]``."""
     k, b, n = motor_spikes.shape
-    return motor_spikes.sum(0).view(b, n_groups, n // n_groups).sum(-1)
+    return motor_spikes.reshape(k, b, n_groups, n // n_groups).sum(dim=(0, 3))
 
 
 def continuous_action(motor_spikes: Tensor, low: Tensor, high: Tensor, gain: float = 1.0) -> Tensor:

@@ -416,6 +416,8 @@ class PopulationEncoder(torch.nn.Module):
             update_stats: add ``obs`` to the running statistics (normalised dimensions only matter).
         """
         obs = self._as_obs(obs)
+        if self.adaptation is None and self.normalize == "bounds":
+            return self._bounds_code(obs)
         if sensitize is not None:
             sensitize = torch.as_tensor(sensitize, dtype=torch.bool, device=self.device)
         x = obs
@@ -444,6 +446,31 @@ class PopulationEncoder(torch.nn.Module):
             p = torch.cat([p, bias], dim=1)
         return p
 
+    def _bounds_code(self, obs: Tensor) -> Tensor:
+        """:meth:`probabilities` without adaptation over fixed ranges, in a few fused ops.
+
+        The same float operations in the same order as :func:`gaussian_fields`, the ``max_prob`` scaling,
+        the copies per field and the bias columns, so the result is bit-identical; centres and spacing are
+        computed once (again if the range buffers change).
+        """
+        low, high = self._buffers["field_low"], self._buffers["field_high"]
+        c = self.__dict__.get("_code_cache")
+        if c is None or c[0] is not low or c[1] is not high or c[2] != (low._version, high._version):
+            spacing = (high - low) / (self.fields - 1)  # as gaussian_fields
+            j = torch.arange(self.fields, device=low.device, dtype=low.dtype)
+            centres = (low[:, None] + spacing[:, None] * j).repeat_interleave(self.neurons_per_field, dim=1)
+            c = self._code_cache = (low, high, (low._version, high._version), centres, spacing[:, None])
+        centres, spacing = c[3], c[4]
+        b = obs.shape[0]
+        x = torch.clamp(obs, low, high)  # = maximum(minimum(obs, high), low) for low < high
+        u = (x.unsqueeze(-1) - centres).div_(spacing)  # [B, D, F * copies]
+        phi = (-0.5 * u).mul_(u).exp_()
+        out = torch.empty(b, self.n_out, dtype=obs.dtype, device=obs.device)
+        torch.mul(phi.reshape(b, -1), self.max_prob, out=out[:, :phi[0].numel()])
+        if self.bias_neurons:
+            out[:, phi[0].numel():].fill_(self.max_prob)
+        return out
+
     @torch.no_grad()
     def encode(
         self, obs, generator: torch.Generator, K: int, *, sensitize: Tensor | None = None, update_stats: bool = True
@@ -459,6 +486,8 @@ class PopulationEncoder(torch.nn.Module):
     @torch.no_grad()
     def reset(self, mask: Tensor) -> None:
         """Reset the adaptation state of the agents in ``mask [B]`` (bool); running statistics are kept."""
+        if self.adaptation is None:  # the adaptation state never leaves its initial values
+            return
         m = torch.as_tensor(mask, dtype=torch.bool, device=self.device)[:, None]
         self.adapt_level = torch.where(m, torch.zeros_like(self.adapt_level), self.adapt_level)
         self.adapt_last_input = torch.where(m, torch.zeros_like(self.adapt_last_input), self.adapt_last_input)

@@ -16,6 +16,17 @@ One call to :meth:`Brain.run` advances ``K`` substeps of ``dt`` ms (one decision
 
 Dopamine gates learning either per substep (``run(..., dopamine=[K, B])``, as in BindsNET's MSTDPET)
 or once per decision (:meth:`Brain.learn`, what agents do after the environment answers).
+
+**Fast path (feed-forward escape networks).** When one input population feeds every other population
+through exactly one plastic projection each (rules ``node_perturbation`` / ``critic``, gated, no STP, no
+connectivity mask) and every other population is made of memoryless escape-noise neurons, no substep
+depends on the previous one. :meth:`Brain.run` then does the whole window without a loop over substeps:
+the projections' weights (and eligibility, excitability, last spikes, rates) live side by side in one
+storage per kind, and the registered buffers are views into it, so the currents of all ``K`` substeps
+and all populations are one batched product ``[B, K, P] @ [B, P, Q1 + Q2 + ...]``, the noise of every
+population one hash, the eligibility of every projection one product ``pre^T [B, P, K] @ Y [B, K, Q]``
+and the dopamine update one ``addcmul``. Spikes, probabilities and weights equal those of the general
+path (tests/test_brain_perf_paths.py); outputs are views, as the populations are columns of one tensor.
 """
 
 from __future__ import annotations
@@ -29,7 +40,7 @@ from torch import Tensor, nn
 
 from . import plasticity as pl
 from .neurons import EscapeParams, LIFParams, escape_step, lif_step, LIFState, EscapeState
-from .random import agent_keys, normal, uniform
+from .random import CounterNoise, agent_keys, const, normal, uniform
 from .synapses import TMParams, TMState, propagate, propagate_events, tm_step
 
 Model = Literal["input", "lif", "alif", "escape"]
@@ -191,10 +202,29 @@ class Brain(nn.Module):
                 self.register_buffer(f"stpu__{k}", torch.full((batch, n_pre), proj.stp.U, **kw))
                 self.register_buffer(f"stpx__{k}", torch.ones(batch, n_pre, **kw))
         self.register_buffer("runs", torch.zeros((), dtype=torch.int64, device=device))
-        self.last_prob: dict[str, Tensor] = {}
-        self._pending = None
+        self._rt = _RunState()  # per-run bookkeeping in a plain object: nn.Module.__setattr__ is slow per step
+        self._noise = CounterNoise()
+        self._ff = _FusedPlan.build(self)
 
     # ------------------------------------------------------------------ accessors
+
+    @property
+    def last_prob(self) -> dict[str, Tensor]:
+        """Escape-noise firing probabilities ``[K, B, N]`` of the last :meth:`run`, per population."""
+        return self._rt.last_prob
+
+    @last_prob.setter
+    def last_prob(self, value: dict[str, Tensor]) -> None:
+        self._rt.last_prob = value
+
+    @property
+    def _pending(self):
+        """The plasticity fold held back by ``run(..., defer=True)`` until :meth:`commit`."""
+        return self._rt.pending
+
+    @_pending.setter
+    def _pending(self, fold) -> None:
+        self._rt.pending = fold
 
     def weights(self, proj: str) -> Tensor:
         """Weights ``[B, P, Q]`` of projection ``"pre->post"``."""
@@ -238,6 +268,8 @@ class Brain(nn.Module):
         for name, pop in self.pops.items():
             if pop.model == "input" and name not in inputs:
                 raise ValueError(f"missing input population {name!r}")
+        if dopamine is None and self._ff is not None:
+            return self._ff.run(self, inputs, defer)
 
         # Presynaptic efficacy of input projections (short-term plasticity acts per substep).
         efficacy = {}
@@ -330,15 +362,16 @@ class Brain(nn.Module):
                     window.advance(d_t)
             outs = {n: torch.stack(v) for n, v in outs.items()}
             probs = {n: torch.stack(v) for n, v in probs.items()}
-        self.counter += k_steps
+        self.counter.add_(k_steps)
         if window is not None:
             if defer:
                 self._pending = window.fold
             else:
                 window.fold()
         self.last_prob = probs
-        self._homeostasis(inputs, outs, k_steps)
-        self.runs += 1
+        self._update_rates(inputs, outs, k_steps)
+        self._homeostasis(k_steps)
+        self.runs.add_(1)
         self._structural()
         return outs
 
@@ -357,7 +390,7 @@ class Brain(nn.Module):
             pop = self.pops[name]
             current = sum(base[p.name] for p in self.projs.values() if p.post == name).transpose(0, 1)  # [K, B, N]
             current = current + getattr(self, f"excite__{name}")
-            noise = uniform(self.keys, counter, (k_steps, self.batch, pop.size), stream=self._offsets[name])
+            noise = self._noise.uniform(self.keys, counter, (k_steps, self.batch, pop.size), stream=self._offsets[name])
             s, p, _ = escape_step(current, EscapeState(current), pop.escape, self.dt, noise)
             outs[name], probs[name] = s, p
             getattr(self, f"last__{name}").copy_(s[-1])
@@ -416,7 +449,7 @@ class Brain(nn.Module):
             current = torch.zeros_like(excite) + current
         if pop.model == "escape":
             counter = int(self.counter) if counter is None else counter
-            noise = uniform(self.keys, counter, (self.batch, pop.size), stream=self._offsets[name])
+            noise = self._noise.uniform(self.keys, counter, (self.batch, pop.size), stream=self._offsets[name])
             u = getattr(self, f"u__{name}")
             s, p, st = escape_step(current + excite, EscapeState(u), pop.escape, self.dt, noise)
             u.copy_(st.u)
@@ -475,7 +508,7 @@ class Brain(nn.Module):
     @torch.no_grad()
     def commit(self) -> None:
         """Fold the plasticity events held back by ``run(..., defer=True)`` into the eligibility traces."""
-        pending, self._pending = self._pending, None
+        pending, self._rt.pending = self._rt.pending, None
         if pending is not None:
             pending()
 
@@ -487,22 +520,37 @@ class Brain(nn.Module):
             dopamine: ``[B]`` (e.g. the TD error); gain: ``[B]`` acetylcholine-like plasticity gain.
         """
         d = dopamine if gain is None else dopamine * gain
+        if self._ff is not None and self._ff.learn(self, d):
+            return
         for proj in self.projs.values():
             if proj.plastic and proj.gated:
                 self._apply_dopamine(proj, d)
 
     # ------------------------------------------------------------------ slow processes
 
-    def _homeostasis(self, inputs, outs, k_steps):
-        for name, pop in self.pops.items():
+    def _rate_weight(self, pop: Population, k_steps: int) -> float:
+        """Weight of a window in the running rate: ``rate <- lerp(rate, mean spikes, 1 - exp(-K dt / tau))``."""
+        tau = pop.homeostasis.tau_rate if pop.homeostasis else 1000.0
+        return 1.0 - math.exp(-self.dt * k_steps / tau)
+
+    def _update_rates(self, inputs, outs, k_steps, skip=()):
+        weights = self._rt.rate_weights.get(k_steps)
+        if weights is None:
+            weights = {name: self._rate_weight(pop, k_steps) for name, pop in self.pops.items()}
+            self._rt.rate_weights[k_steps] = weights
+        for name, w in weights.items():
+            if name in skip:
+                continue
             s = inputs[name] if name in inputs else outs[name]
-            rate = getattr(self, f"rate__{name}")
-            tau = pop.homeostasis.tau_rate if pop.homeostasis else 1000.0
-            decay = math.exp(-self.dt * k_steps / tau)
-            rate.mul_(decay).add_(s.float().mean(0) * (1 - decay))
+            mean = s.mean(0) if s.is_floating_point() else s.float().mean(0)
+            self._buffers[f"rate__{name}"].lerp_(mean, w)
+
+    def _homeostasis(self, k_steps):
+        for name, pop in self.pops.items():
             hp = pop.homeostasis
             if hp is None:
                 continue
+            rate = getattr(self, f"rate__{name}")
             if hp.threshold:
                 ex = getattr(self, f"excite__{name}")
                 ex.copy_(pl.threshold_homeostasis(excitability=ex, rate=rate, params=hp._replace(eta=hp.eta * k_steps)))
@@ -536,19 +584,269 @@ class Brain(nn.Module):
         Weights, masks, homeostatic excitability and rate estimates are kept: they are what was learned.
         """
         m1 = mask.view(-1, 1)
-        m2 = mask.view(-1, 1, 1)
-        for name, buf in self.named_buffers():
-            kind = name.split("__", 1)[0]
-            if kind in ("v", "ref", "theta", "u", "last", "xpre", "xpost"):
-                fill = self.pops[name.split("__", 1)[1]].lif.v_rest if kind == "v" else 0.0
-                buf.copy_(torch.where(m1, torch.full_like(buf, fill), buf))
-            elif kind == "e":
-                buf.copy_(torch.where(m2, torch.zeros_like(buf), buf))
-            elif kind == "stpu":
-                proj = self.projs[name.split("__", 1)[1].replace("__", "->")]
-                buf.copy_(torch.where(m1, torch.full_like(buf, proj.stp.U), buf))
-            elif kind == "stpx":
-                buf.copy_(torch.where(m1, torch.ones_like(buf), buf))
+        rows = None  # indices of the agents to reset, for the [B, P, Q] tensors (only their rows are touched)
+        done = frozenset()
+        if self._ff is not None:  # one fill per fused storage instead of one per view
+            rows = mask.nonzero().squeeze(1)
+            done = self._ff.reset(self, m1, rows)
+        for name, fill in self._reset_plan():
+            if name in done:
+                continue
+            buf = self._buffers[name]
+            if buf.dim() == 3:
+                if rows is None:
+                    rows = mask.nonzero().squeeze(1)
+                buf.index_fill_(0, rows, fill)
+            else:
+                buf.masked_fill_(m1, fill)
+
+    def _reset_plan(self) -> list[tuple[str, float]]:
+        """``(buffer, value)`` of the fast state that :meth:`reset` restores (membranes of memoryless units,
+        which never change, are left out)."""
+        plan = self._rt.reset_plan
+        if plan is None:
+            plan = []
+            for name in self._buffers:
+                kind, _, rest = name.partition("__")
+                if kind in ("v", "ref", "theta", "u", "last", "xpre", "xpost"):
+                    pop = self.pops.get(rest)
+                    if kind == "u" and pop.escape.tau_mem <= 0:
+                        continue
+                    plan.append((name, pop.lif.v_rest if kind == "v" else 0.0))
+                elif kind == "e":
+                    plan.append((name, 0.0))
+                elif kind == "stpu":
+                    plan.append((name, self.projs[rest.replace("__", "->")].stp.U))
+                elif kind == "stpx":
+                    plan.append((name, 1.0))
+            self._rt.reset_plan = plan
+        return plan
+
+
+class _RunState:
+    """Mutable bookkeeping of a :class:`Brain` between calls (not state: nothing here is saved)."""
+
+    __slots__ = ("pending", "last_prob", "reset_plan", "rate_weights")
+
+    def __init__(self):
+        self.pending = None
+        self.last_prob: dict[str, Tensor] = {}
+        self.reset_plan = None
+        self.rate_weights: dict = {}
+
+
+class _FusedPlan:
+    """The fast path of :class:`Brain` for feed-forward escape networks (see the module docstring).
+
+    ``build`` returns None unless: one input population is the ``pre`` of every projection; every other
+    population is the ``post`` of exactly one of them and is made of memoryless escape neurons; every
+    projection is gated ``node_perturbation`` or ``critic`` without STP, structural plasticity or mask.
+    Columns ``cols[post]`` of the fused tensors belong to population ``post`` (projection order).
+    """
+
+    #: fused kinds of state: buffer prefix and the axis along which the populations sit side by side
+    GROUPS = (("w", 2), ("e", 2), ("excite", 1), ("last", 1), ("rate", 1))
+
+    @classmethod
+    def build(cls, brain: "Brain") -> Optional["_FusedPlan"]:
+        projs = list(brain.projs.values())
+        if not projs:
+            return None
+        pre = projs[0].pre
+        posts = [p.post for p in projs]
+        if brain.pops[pre].model != "input" or any(p.pre != pre for p in projs):
+            return None
+        if len(set(posts)) != len(posts) or set(posts) != set(brain.order):
+            return None
+        for p in projs:
+            pop = brain.pops[p.post]
+            if pop.model != "escape" or pop.escape.tau_mem > 0:
+                return None
+            if p.rule not in ("node_perturbation", "critic") or not p.gated:
+                return None
+            if p.stp is not None or p.structural is not None or p.density < 1.0:
+                return None
+        plan = cls(brain, projs)
+        plan.tensors(brain)  # fuse the storage now
+        return plan
+
+    def __init__(self, brain: "Brain", projs: list[Projection]):
+        self.pre = projs[0].pre
+        self.projs = projs
+        self.posts = [p.post for p in projs]
+        self.cols: dict[str, slice] = {}
+        off = 0
+        for p in projs:
+            n = brain.pops[p.post].size
+            self.cols[p.post] = slice(off, off + n)
+            off += n
+        self.q = off
+        # noise columns: population j of the window draws stream offset(post), neurons 0..n-1, as the general path
+        self.blocks = tuple((brain._offsets[p.post], brain.pops[p.post].size) for p in projs)
+        self.names = {}
+        for kind, dim in self.GROUPS:
+            if dim == 2:
+                self.names[kind] = [f"{kind}__{_key(p.name)}" for p in projs]
+            else:
+                self.names[kind] = [f"{kind}__{p.post}" for p in projs]
+        self.soft = any(p.soft_bound for p in projs)
+        self._reset_names = frozenset(self.names["e"]) | frozenset(self.names["last"])
+        self.bounded = [p for p in projs if p.w_min is not None or p.w_max is not None]
+        self._views: dict[str, Tensor] = {}
+        self._fused: dict[str, Tensor] = {}
+        self._consts: dict = {}
+        self._scratch: dict = {}
+
+    # ---------------------------------------------------------------- storage
+
+    def tensors(self, brain: "Brain") -> dict[str, Tensor]:
+        """The fused tensors; re-fused (values kept) if any buffer was replaced (``.to()``, ``assign=True``)."""
+        bufs = brain._buffers
+        for name, view in self._views.items():
+            if bufs[name] is not view:
+                break
+        else:
+            if self._views:
+                return self._fused
+        fused = {}
+        for kind, dim in self.GROUPS:
+            parts = [bufs[n] for n in self.names[kind]]
+            t = torch.cat(parts, dim=dim)
+            off = 0
+            for name, part in zip(self.names[kind], parts):
+                view = t.narrow(dim, off, part.shape[dim])
+                off += part.shape[dim]
+                bufs[name] = view
+                self._views[name] = view
+            fused[kind] = t
+        self._fused = fused
+        self._consts, self._scratch = {}, {}
+        return fused
+
+    def consts(self, brain: "Brain", k_steps: int, device) -> dict:
+        """Per-column constants ``[Q]`` / ``[K, Q]`` on ``device`` for windows of ``k_steps``."""
+        key = (k_steps, device)
+        c = self._consts.get(key)
+        if c is not None:
+            return c
+        f64 = dict(dtype=torch.float64, device=device)
+
+        def per_col(values):
+            return torch.cat([torch.full((brain.pops[p.post].size,), float(v), **f64) for p, v in zip(self.projs, values)])
+
+        lr = per_col([p.lr for p in self.projs])
+        sign = per_col([p.sign for p in self.projs])
+        esc = [brain.pops[p.post].escape for p in self.projs]
+        bias, slope = per_col([e.bias for e in esc]), per_col([e.slope for e in esc])
+        decay = per_col([p.trace_decay for p in self.projs])
+        critic = [p.rule == "critic" for p in self.projs]
+        scale = per_col([p.critic_scale if is_c else 1.0 for p, is_c in zip(self.projs, critic)])
+        steps = torch.arange(k_steps - 1, -1, -1, **f64).view(-1, 1)
+        ahead = decay ** steps  # [K, Q]
+        alpha = per_col([0.0 if is_c else 1.0 for is_c in critic])
+        beta_p = per_col([1.0 if is_c else -1.0 for is_c in critic]) * scale
+        gamma = per_col([-1.0 if is_c else 0.0 for is_c in critic]) * scale
+        weights = [brain._rate_weight(brain.pops[p.post], k_steps) for p in self.projs]
+        decays = [p.trace_decay ** k_steps for p in self.projs]
+        # the eligibility decay of the widest projection goes into the product (beta); other columns are pre-scaled
+        widest = max(range(len(self.projs)), key=lambda i: brain.pops[self.projs[i].post].size)
+        beta = decays[widest] if decays[widest] > 0 else 1.0
+        fixes = [(self.cols[p.post], torch.tensor(d / beta, device=device)) for p, d in zip(self.projs, decays) if d != beta]
+        f32 = lambda t: t.to(torch.float32)
+        c = {
+            "lr": f32(lr),
+            "sign": None if bool((sign == 1).all()) else f32(sign),
+            "affine": None if bool((bias == 0).all() and (slope == 1).all()) else (f32(bias), f32(slope)),
+            "y": (f32(ahead * alpha), f32(ahead * beta_p), f32(ahead * gamma)),  # [K, Q] each
+            "beta": beta,
+            "fixes": fixes,
+            "rate_w": weights[0] if len(set(weights)) == 1 else f32(per_col(weights)),
+        }
+        self._consts[key] = c
+        return c
+
+    def scratch(self, shape: tuple[int, ...], device) -> tuple[Tensor, Tensor, Tensor]:
+        """Reused temporaries of the noise hash: two int32 buffers and one float buffer."""
+        key = (shape, device)
+        t = self._scratch.get(key)
+        if t is None:
+            t = (torch.empty(shape, dtype=torch.int32, device=device), torch.empty(shape, dtype=torch.int32, device=device),
+                 torch.empty(shape, dtype=torch.float32, device=device))
+            self._scratch[key] = t
+        return t
+
+    # ---------------------------------------------------------------- the window
+
+    def run(self, brain: "Brain", inputs: dict[str, Tensor], defer: bool) -> dict[str, Tensor]:
+        s_in = inputs[self.pre]  # [K, B, P]
+        k_steps, b = s_in.shape[0], s_in.shape[1]
+        f = self.tensors(brain)
+        dev = f["w"].device
+        c = self.consts(brain, k_steps, dev)
+        pre = s_in.transpose(0, 1)  # [B, K, P] (strided is fine for the batched products)
+        counter = int(brain.counter)
+
+        # currents of every substep and population at once, then the escape-noise neurons
+        z = torch.bmm(pre, f["w"])  # [B, K, Q]
+        if c["sign"] is not None:
+            z.mul_(c["sign"])
+        z.add_(f["excite"].unsqueeze(1))
+        if c["affine"] is not None:
+            z.add_(c["affine"][0]).mul_(c["affine"][1])
+        prob = z.sigmoid_()
+        # noise hashed as [K, B, Q] (rows on the outer axis: the fast layout), read as [B, K, Q] by the conversion
+        ia, ib, fu = self.scratch((k_steps, b, self.q), dev)
+        a = brain._noise.hash(brain.keys, self.blocks, counter, k_steps, out=ia, tmp=ib)
+        u = fu.view(b, k_steps, self.q)
+        u.copy_(a.transpose(0, 1)).mul_(const("unit")).add_(const("half"))  # = to_uniform(a), transposed
+        spikes = torch.lt(u, prob, out=torch.empty_like(prob))
+        f["last"].copy_(spikes[:, -1])
+
+        # eligibility factors Y [B, K, Q] = D (alpha s + beta p + gamma p^2), per column: node perturbation
+        # s - p (1, -1, 0), critic c p (1 - p) (0, c, -c); D = d^(K-1-k), the decay still ahead in the window
+        alpha, beta_p, gamma = c["y"]
+        y = torch.addcmul(beta_p, prob, gamma).mul_(prob).addcmul_(spikes, alpha)
+        e, beta, fixes = f["e"], c["beta"], c["fixes"]
+
+        def fold():
+            # e <- d^K e + pre^T Y, every projection in one product (columns of other decays pre-scaled)
+            for sl, factor in fixes:
+                e[..., sl].mul_(factor)
+            e.baddbmm_(pre.transpose(1, 2), y, beta=beta)
+
+        if defer:
+            brain._rt.pending = fold
+        else:
+            fold()
+
+        brain.counter.add_(k_steps)
+        spikes_k, prob_k = spikes.transpose(0, 1), prob.transpose(0, 1)
+        outs = {name: spikes_k[..., self.cols[name]] for name in self.posts}
+        brain._rt.last_prob = {name: prob_k[..., self.cols[name]] for name in self.posts}
+        brain._update_rates(inputs, outs, k_steps, skip=self.cols)
+        f["rate"].lerp_(spikes.mean(1), c["rate_w"])
+        brain._homeostasis(k_steps)
+        brain.runs.add_(1)
+        return outs
+
+    def learn(self, brain: "Brain", dopamine: Tensor) -> bool:
+        """``W += lr * dopamine * e`` for every projection in one op; False where the general code must do it."""
+        if self.soft:
+            return False
+        f = self.tensors(brain)
+        lr = self.consts(brain, 1, f["w"].device)["lr"]
+        f["w"].addcmul_(f["e"], dopamine.view(-1, 1, 1) * lr)
+        for p in self.bounded:
+            pl.bound_weights(brain.weights(p.name), p.w_min, p.w_max, None)
+        return True
+
+    def reset(self, brain: "Brain", m1: Tensor, rows: Tensor) -> frozenset[str]:
+        """Reset of the fused eligibility (the rows of agents ``rows``) and last spikes (``m1 [B, 1]``);
+        returns the buffer names it covered."""
+        f = self.tensors(brain)
+        f["e"].index_fill_(0, rows, 0.0)
+        f["last"].masked_fill_(m1, 0.0)
+        return self._reset_names
 
 
 def _window_current(pre: Tensor, w: Tensor) -> Tensor:

@@ -66,7 +66,9 @@ def _layer_state(obj) -> dict:
     out = {}
     attrs = vars(obj)
     for name in _DYNAMIC:
-        if name in attrs and attrs[name] is not None and not callable(attrs[name]):
+        # None is state too (CartPole's steps_beyond_terminated, Pendulum's last_u): an env restored
+        # into one that was already running must get it back, not keep its own value.
+        if name in attrs and not callable(attrs[name]):
             out[name] = _encode(attrs[name])
     rng = attrs.get("_np_random")
     if rng is not None:

@@ -160,3 +160,59 @@ def test_continual_summary_uses_the_env_min_reference():
     spans = TaskSchedule.from_dict({"cycle": True, "phases": [{"name": "A", "steps": 100},
                                                              {"name": "B", "steps": 100}]}).spans(400)
     assert continual_summary(STEPS, RETURNS, spans, window=2)["phases"][2]["forgetting"] == 0.5
+
+
+def test_labels_and_origins_replace_the_schedule_attribution():
+    labels = [0] * 10 + [1] * 10 + [2] * 10 + [3] * 10
+    assert episode_phases(STEPS, BOUNDS, assign=labels).tolist() == labels
+    assert episode_phases([5, 6], BOUNDS, assign=[-1, 7]).tolist() == [-1, -1]  # outside every phase
+    with pytest.raises(ValueError, match="labels"):
+        episode_phases(STEPS, BOUNDS, assign=[0, 1])
+    # label an episode by hand into the next phase: it moves
+    moved = list(labels)
+    moved[9] = 1
+    assert [len(p) for p in phase_returns(STEPS, RETURNS, BOUNDS, assign=moved)] == [9, 11, 10, 10]
+    # recovery counted from the agent's own switch (105 and 310 instead of 100 and 300)
+    assert recovery_steps(STEPS, RETURNS, BOUNDS, TASKS, window=2, origins=[0, 105, None, 310]) == [60, 65, 40, 0]
+    s = continual_summary([STEPS], [RETURNS], BOUNDS, TASKS, window=2, labels=[labels],
+                          origins=[[0, 105, 200, 310]])
+    assert [p["recovery_steps"] for p in s["phases"]] == [60, 65, 40, 0]
+    plain = continual_summary([STEPS], [RETURNS], BOUNDS, TASKS, window=2)
+    assert [p["mean_return"] for p in s["phases"]] == [p["mean_return"] for p in plain["phases"]]
+    # each phase's AUC window starts at the agent's switch: B's first visit loses the 5 steps 100..105
+    # of its first episode (score 0) -> (0 * 5 + 0 * 40 + 1 * 50) / 95
+    assert s["phases"][1]["auc"] == pytest.approx(50 / 95)
+    with pytest.raises(ValueError, match="origins"):
+        continual_summary([STEPS], [RETURNS], BOUNDS, TASKS, origins=[[0, 100]])
+
+
+def test_headline_figures_of_the_summary():
+    never = RETURNS.copy()
+    never[20:30] = 0.0  # agent 2 does not get back to A in phase 2
+    s = continual_summary([STEPS] * 3, [RETURNS, RETURNS, never], BOUNDS, TASKS, window=2)
+    assert s["switches"] == 3 and s["revisits"] == 2
+    assert [p["final_return"] for p in s["phases"]] == [100.0, 50.0, 100.0, 50.0]
+    # recovery ratios per agent and revisit: A 40 / 60, B 10 / 70; agent 2's A revisit never (inf)
+    # -> median of [2/3, 1/7, 2/3, 1/7, inf, 1/7] = (1/7 + 2/3) / 2
+    assert s["median_recovery_ratio"] == pytest.approx((1 / 7 + 2 / 3) / 2)
+    assert s["recovery_ratio_count"] == 6 and s["unrecovered_fraction"] == pytest.approx(1 / 6)
+    # B's revisit is at the level with its first episode ("instant"), A's is not
+    assert [p["instant_fraction"] for p in s["phases"]] == [0.0, 0.0, 0.0, 1.0]
+    assert s["instant_recovery_fraction"] == 0.5 and s["recovery_ratio_skipped"] == 0
+    # a task met at its level right away (B here: 50 from the first episode) needed no learning, so
+    # its revisits have no ratio: only A's revisit counts, 40 / 60
+    easy_b = RETURNS.copy()
+    easy_b[10:20] = 50.0
+    e = continual_summary([STEPS], [easy_b], BOUNDS, TASKS, window=2)
+    assert e["phases"][1]["instant_fraction"] == 1.0 and e["phases"][1]["recovery_steps"] == 10
+    assert e["recovery_ratio_skipped"] == 1 and e["recovery_ratio_count"] == 1
+    assert e["median_recovery_ratio"] == pytest.approx(40 / 60)
+    assert s["forgetting"] == s["mean_forgetting"] == 0.25
+    # final returns over visits: agents 0, 1 flat (0); agent 2: A 100 -> 0 over level 100 = -1, B 0 -> mean -0.5
+    assert s["phase_return_slope"] == 0.0
+    worse = continual_summary([STEPS] * 3, [never] * 3, BOUNDS, TASKS, window=2)
+    assert worse["phase_return_slope"] == pytest.approx(-0.5)
+    assert worse["median_recovery_ratio"] is None  # every A revisit fails: the median is infinite
+    assert worse["recovery_ratio_count"] == 6 and worse["unrecovered_fraction"] == 0.5
+    alone = continual_summary([STEPS], [RETURNS], [0, 400], window=2)  # no revisit: no ratio at all
+    assert alone["median_recovery_ratio"] is None and alone["recovery_ratio_count"] == 0

@@ -327,3 +327,46 @@ def test_no_autograd_graph():
     s = enc.encode(obs, torch.Generator().manual_seed(0), 5)
     assert not s.requires_grad and s.grad_fn is None
     assert all(not b.requires_grad for b in enc.buffers())
+
+
+def test_config_defaults_through_the_agent_give_the_aplysia_curves():
+    """The encoder the Agent builds from ``encoder.adaptation`` (defaults, with the brain's K and dt):
+    ten touches halve the response, the level follows tau_adapt / tau_recover, a rest of 3 s restores
+    >= 90 %, and a sensitizing (aversive) event restores >= 80 % at once, per agent."""
+    import gymnasium as gym
+
+    from spikegym.agents.agent import Agent
+    from spikegym.training.config import load_config
+
+    # change-triggered sensitization off, so that rest (a different input) does not reset the level
+    cfg = load_config(None, ["encoder.adaptation.enabled=true", "encoder.adaptation.sensitize_threshold=.inf",
+                             "brain.motor_size=2", "brain.critic_size=2"])
+    a = cfg.encoder.adaptation
+    agent = Agent(cfg, [-1.0, -1.0], [1.0, 1.0], gym.spaces.Discrete(2), num_agents=2, seed=0)
+    enc, K = agent.encoder, agent.K
+    dt = K * cfg.brain.dt / 1000.0
+    j = cfg.encoder.fields // 2  # the field centred on 0
+    col = j * cfg.encoder.neurons_per_field
+    touch = torch.zeros(2, 2)  # both dimensions at a field centre: drive 1
+    rest = torch.full((2, 2), -1.0)  # seven field widths away: drive ~1e-11
+
+    resp = []
+    for n in range(1, 11):
+        resp.append(enc.probabilities(touch, K=K)[:, col])
+        assert enc.adapt_level[0, j].item() == pytest.approx(1 - math.exp(-n * dt / a.tau_adapt), rel=1e-5)
+    first = resp[0]
+    assert torch.equal(first, torch.full((2,), cfg.encoder.max_prob))  # the first touch: full response
+    assert bool((resp[9] <= 0.5 * first).all())
+
+    peak = enc.adapt_level[0, j].item()
+    rest_steps = round(3.0 / dt)
+    for m in range(1, rest_steps + 1):
+        enc.probabilities(rest, K=K)
+        assert enc.adapt_level[0, j].item() == pytest.approx(peak * math.exp(-m * dt / a.tau_recover), rel=1e-4, abs=1e-9)
+    assert bool((enc.probabilities(touch, K=K)[:, col] >= 0.9 * first).all())
+
+    for _ in range(10):
+        enc.probabilities(touch, K=K)
+    probe = enc.probabilities(touch, K=K, sensitize=torch.tensor([True, False]))[:, col]
+    assert probe[0].item() >= 0.8 * first[0].item()  # the sensitized agent responds again at once
+    assert probe[1].item() <= 0.5 * first[1].item()  # its neighbour stays habituated

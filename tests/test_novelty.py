@@ -191,3 +191,97 @@ def test_no_autograd_graph():
     det = NoveltyDetector(8, 2, beta=1.0, hash_bits=4)
     bonus, novelty = det(torch.rand(2, 8, requires_grad=True))
     assert bonus.grad_fn is None and novelty.grad_fn is None
+
+
+# ---- curiosity inside the Agent: noiseless hashing, per-agent bonus, ACh gain, schedule -------
+
+
+def _curious_agent(num_agents, *, beta=0.5, ach=2.0, decay_steps=None, seed=0):
+    import gymnasium as gym
+
+    from spikegym.agents.agent import Agent
+    from spikegym.training.config import load_config
+
+    cfg = load_config(None, ["env.id=MountainCar-v0", "brain.motor_size=4", "brain.critic_size=4",
+                             "brain.substeps=5", "encoder.fields=7", "novelty.enabled=true",
+                             f"novelty.beta={beta}", "novelty.hash_bits=16", f"novelty.ach_gain={ach}",
+                             f"novelty.decay_steps={'null' if decay_steps is None else decay_steps}"])
+    low, high = np.array([-1.2, -0.07]), np.array([0.6, 0.07])
+    return Agent(cfg, low, high, gym.spaces.Discrete(3), num_agents=num_agents, seed=seed)
+
+
+def _obs_stream(n, seed=0):
+    g = np.random.default_rng(seed)
+    return np.stack([g.uniform(-1.2, 0.6, n), g.uniform(-0.07, 0.07, n)], axis=1).astype(np.float32)
+
+
+def test_agent_hashes_the_noiseless_pattern_and_counts_per_agent():
+    """The same observation always lands in the same bucket (spike noise must not split it), so an
+    agent that sees one state over and over gets beta / sqrt(n); its neighbour in the batch, seeing a
+    stream of other states, gets exactly what it would get alone."""
+    beta, ach = 0.5, 2.0
+    batched, alone = _curious_agent(2, beta=beta, ach=ach), _curious_agent(1, beta=beta, ach=ach)
+    fixed = np.array([-0.5, 0.01], dtype=np.float32)
+    others = _obs_stream(30, seed=1)
+    gains = []
+    batched.brain.learn = lambda d, gain=None: gains.append(gain.clone())
+    z2, f2 = np.zeros(2), np.zeros(2, bool)
+    for n in range(1, 31):
+        batched.step(np.stack([fixed, others[n - 1]]), z2, f2, f2)
+        alone.step(others[n - 1][None], np.zeros(1), np.zeros(1, bool), np.zeros(1, bool))
+        intrinsic, novelty = batched.last["intrinsic"], batched.last["novelty"]
+        assert intrinsic[0].item() == pytest.approx(beta / math.sqrt(n), rel=1e-6)
+        assert intrinsic[1].item() == pytest.approx(alone.last["intrinsic"][0].item(), rel=1e-6)
+        # acetylcholine: plasticity gain 1 + ach_gain * novelty, per agent
+        torch.testing.assert_close(gains[-1], 1.0 + ach * novelty)
+    assert len({round(v, 6) for v in batched.last["intrinsic"].tolist()}) == 2
+    assert int((batched.novelty.counts[0] > 0).sum()) == 1  # one state, one bucket
+    assert int((batched.novelty.counts[1] > 0).sum()) > 5
+
+
+def test_agent_adds_the_weighted_bonus_to_dopamine():
+    """delta = r + w(t) * bonus + gamma V(s') - V(s), with w(t) = 1 - t / decay_steps."""
+    agent = _curious_agent(2, beta=0.4, decay_steps=100)
+    obs = _obs_stream(12, seed=2)
+    reward = np.array([-1.0, -1.0])
+    f = np.zeros(2, bool)
+    gamma, scale = agent.cfg.dopamine.gamma, agent.cfg.env.reward_scale
+    for t in range(12):
+        v_prev = agent.state["value_prev"].clone()
+        agent.step(obs[t : t + 1].repeat(2, 0), reward, f, f, global_step=10 * t)
+        last = agent.last
+        bonus = 0.4 * last["novelty"]
+        torch.testing.assert_close(last["intrinsic"], bonus * max(0.0, 1 - 10 * t / 100))
+        torch.testing.assert_close(last["extrinsic"], torch.full((2,), -1.0 * scale))
+        if t > 0:  # the first call has no previous decision to learn from
+            expected = last["extrinsic"] + last["intrinsic"] + gamma * last["value"] - v_prev
+            torch.testing.assert_close(last["delta"], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_training_logs_intrinsic_extrinsic_and_gain(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from spikegym.training import tags as T
+    from spikegym.training.config import load_config
+    from spikegym.training.loop import train
+
+    cfg = load_config(None, ["env.id=MountainCar-v0", "env.num_agents=2", "brain.motor_size=4", "brain.critic_size=4",
+                             "brain.substeps=5", "encoder.fields=5", "encoder.adaptation.enabled=true",
+                             "novelty.enabled=true", "novelty.ach_gain=1.5", "novelty.decay_steps=1000",
+                             "run.steps=120", "run.log_every=40", "run.checkpoint_every=1000", "run.progress=off",
+                             f"run.run_dir={tmp_path}"])
+    train(cfg)
+    acc = EventAccumulator(str(tmp_path))
+    acc.Reload()
+    have = set(acc.Tags()["scalars"])
+    want = {T.NOVELTY_INTRINSIC, T.NOVELTY_EXTRINSIC, T.NOVELTY_BONUS, T.NOVELTY_SIGNAL, T.NOVELTY_WEIGHT,
+            T.NOVELTY_ADAPTATION, T.NOVELTY_OCCUPIED_BUCKETS, T.PLASTICITY_ACH_GAIN}
+    assert want <= have, want - have
+    weight = [e.value for e in acc.Scalars(T.NOVELTY_WEIGHT)]
+    assert weight == pytest.approx([1 - s / 1000 for s in (40, 80, 120)])
+    extrinsic = [e.value for e in acc.Scalars(T.NOVELTY_EXTRINSIC)]
+    assert extrinsic == pytest.approx([-1.0] * 3)  # MountainCar: -1 per step, reward_scale 1
+    gain = [e.value for e in acc.Scalars(T.PLASTICITY_ACH_GAIN)]
+    signal = [e.value for e in acc.Scalars(T.NOVELTY_SIGNAL)]
+    assert gain == pytest.approx([1 + 1.5 * s for s in signal], rel=1e-5)
+    assert all(0 < s <= 1 for s in signal)

@@ -210,6 +210,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if err.filename is not None and err.strerror:
             return _fail(f"{err.strerror}: {err.filename}")
         return _fail(str(err))
+    except RuntimeError as err:  # NonFiniteState: the run diverged; its last good checkpoint is kept
+        if type(err).__name__ != "NonFiniteState":
+            raise
+        print(f"{PROG}: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130

@@ -172,7 +172,7 @@ class AdaptationConfig:
     enabled: bool = setting(False, "turn sensory adaptation on")
     tau_adapt: float = setting(0.2, "habituation time constant under constant strong input, seconds", gt=0.0)
     tau_recover: float = setting(1.0, "recovery time constant at rest, seconds", gt=0.0)
-    strength: float = setting(1.0, "how strongly the adaptation level suppresses the response (0: none)", min=0.0)
+    strength: float = setting(2.0, "how strongly the adaptation level suppresses the response (0: none)", min=0.0)
     sensitize_threshold: float = setting(0.5, "relative input change (0..1) that sensitizes (restores the response)", min=0.0)
     sensitize_on_punishment: bool = setting(True, "a strongly negative internal reward (aversive event) restores the response")
     punishment_threshold: float = setting(0.5, "internal reward at or below minus this counts as aversive", min=0.0)
@@ -302,8 +302,8 @@ class DopamineConfig:
     gamma: float = setting(0.99, "TD discount", min=0.0, max=1.0)
     baseline_decay: float = setting(0.99, "decay of the running reward mean (baseline mode)", min=0.0, max=1.0)
     clip: Optional[float] = setting(None, "clip dopamine to [-clip, clip] (null: no clip)", gt=0.0)
-    value_low: Optional[float] = setting(None, "critic value when its neurons are silent (null: min(failure_reward, 0) or 0)")
-    value_high: Optional[float] = setting(None, "critic value when its neurons fire at full rate (null: 0)")
+    value_low: Optional[float] = setting(None, "critic value when its neurons are silent (null: min(failure_reward, 0), or -1 without failure_reward)")
+    value_high: Optional[float] = setting(None, "critic value when its neurons fire at full rate (null: max(failure_reward, 0), or +1 without failure_reward)")
 
     def cross_check(self) -> list[tuple[str, str]]:
         if self.value_low is not None and self.value_high is not None and self.value_low >= self.value_high:

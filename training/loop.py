@@ -23,11 +23,14 @@ import numpy as np
 import torch
 
 from spikegym.agents.agent import Agent
-from spikegym.envs import make_env, make_vector_env, reset_seeds
+from spikegym.agents.novelty import ach_gain, bonus_weight
+from spikegym.envs import make_env, make_vector_env, obs_bounds, reset_seeds
 from spikegym.envs.state import get_env_state, set_env_state
 from spikegym.training import tags as T
-from spikegym.training.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from spikegym.training.config import Config, config_to_dict, load_config, save_resolved_config
+from spikegym.training.checkpoint import (latest_checkpoint, load_checkpoint, prepare_run_dir, rng_state, save_checkpoint,
+                                          set_rng_state)
+from spikegym.training.config import Config, config_to_dict, load_config
+from spikegym.training.continual import ContinualTracker
 from spikegym.training.stats import EpisodeStats
 
 # Gymnasium's "solved" thresholds (mean return over the last 100 episodes).
@@ -40,13 +43,9 @@ class NonFiniteState(RuntimeError):
     """The brain's state became NaN/inf; the run stops and the last good checkpoint is kept."""
 
 
-def _default_run_dir(cfg: Config) -> Path:
-    return Path("runs") / f"{cfg.env.id}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
 def make_agent(cfg: Config, envs, *, device=None) -> Agent:
-    space = envs.single_observation_space
-    return Agent(cfg, space.low, space.high, envs.single_action_space, num_agents=cfg.env.num_agents,
+    low, high = obs_bounds(envs.single_observation_space)  # Box bounds, or [start, start + n - 1] for Discrete
+    return Agent(cfg, low, high, envs.single_action_space, num_agents=cfg.env.num_agents,
                  seed=cfg.run.seed, device=device or cfg.run.device)
 
 
@@ -68,15 +67,15 @@ def train(cfg: Config, *, run_dir=None, resume: bool = False, command_line: Opti
         a JSON-serialisable summary (returns, solved agents, steps to solve, fps, run folder).
     """
     run = cfg.run
+    threads_before = torch.get_num_threads()
     if run.threads:
         torch.set_num_threads(run.threads)
-    run_dir = Path(run_dir or run.run_dir or _default_run_dir(cfg))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _seed_everything(run.seed)
-    save_resolved_config(cfg, run_dir / "config.yaml")
-    with open(run_dir / "command.txt", "a") as f:
-        f.write((command_line or " ".join(shlex.quote(a) for a in sys.argv)) + "\n")
+    # The run folder says how it was made (config.yaml, command.txt, run.json, seed.txt). A fresh run
+    # refuses a folder that holds checkpoints: an older, longer run's would stay "latest" (FileExistsError).
+    run_dir = prepare_run_dir(cfg, run_dir, resume=resume,
+                              command_line=command_line or " ".join(shlex.quote(a) for a in sys.argv))
     (run_dir / "seed.txt").write_text(f"{run.seed}\n")
+    _seed_everything(run.seed)
 
     # ---- world and agents
     B = cfg.env.num_agents
@@ -84,6 +83,7 @@ def train(cfg: Config, *, run_dir=None, resume: bool = False, command_line: Opti
                            max_episode_steps=cfg.env.max_episode_steps, schedule=cfg.env.schedule)
     agent = make_agent(cfg, envs)
     stats = EpisodeStats(B, solved_at=SOLVED_AT.get(cfg.env.id))
+    tracker = ContinualTracker.from_config(cfg) if cfg.env.schedule else None  # task/ and continual/ metrics
     obs, _ = envs.reset(seed=reset_seeds(run.seed, B))
     reward, terminated, truncated = np.zeros(B), np.zeros(B, bool), np.zeros(B, bool)
     start = 0
@@ -98,8 +98,11 @@ def train(cfg: Config, *, run_dir=None, resume: bool = False, command_line: Opti
         obs = tensors["loop.obs"].numpy()
         reward, terminated, truncated = (tensors[f"loop.{k}"].numpy() for k in ("reward", "terminated", "truncated"))
         stats.load(meta["stats"])
+        if tracker is not None:
+            tracker.load_state(run_dir, start)
 
-    writer = _summary_writer(run_dir)
+    # After a crash, points logged past the checkpoint are logged again: drop the old ones from TensorBoard.
+    writer = _summary_writer(run_dir, purge_step=start + 1 if resume else None)
     progress = _progress_bar(run.progress, total=run.steps, initial=start)
     t_log, s_log = time.perf_counter(), start
     result: dict[str, Any] = {}
@@ -109,6 +112,8 @@ def train(cfg: Config, *, run_dir=None, resume: bool = False, command_line: Opti
             action = agent.step(obs, reward, terminated, truncated, global_step=step)
             obs, reward, terminated, truncated, info = envs.step(action)
             stats.update(step + 1, info)
+            if tracker is not None:
+                tracker.update(step + 1, info, agent)
             if callback is not None:
                 callback(step + 1, agent, stats)
 
@@ -119,18 +124,27 @@ def train(cfg: Config, *, run_dir=None, resume: bool = False, command_line: Opti
                 fps = B * (done - s_log) / max(time.perf_counter() - t_log, 1e-9)
                 t_log, s_log = time.perf_counter(), done
                 _log(writer, agent, stats, done, fps, run.log_every)
+                if tracker is not None:
+                    tracker.log(writer, done, agent)
                 progress.set_postfix(ret=f"{stats.recent_median():.1f}", fps=f"{fps:.0f}")
             if done % run.checkpoint_every == 0 or done == run.steps:
                 _check_finite(agent, done)
                 _save(run_dir, done, agent, envs, stats, obs, reward, terminated, truncated, run.keep_checkpoints, cfg)
+                if tracker is not None:
+                    tracker.save_state(run_dir)
+            if done == run.steps or (run.video_every and done % run.video_every == 0):
+                _snapshot(cfg, agent, run_dir, writer, done)  # agent 0 in its own env: video, spike raster, weights
             progress.update(1)
     finally:
+        torch.set_num_threads(threads_before)
         progress.close()
         if writer is not None:
             writer.close()
         envs.close()
     result = stats.summary()
     result.update({"run_dir": str(run_dir), "steps": run.steps, "agents": B, "env": cfg.env.id})
+    if tracker is not None:  # continual.json: per-phase returns, recovery, forgetting, plasticity health
+        result["continual"] = {k: v for k, v in tracker.write(run_dir, agent).items() if k in tracker.HEADLINE}
     (run_dir / "result.json").write_text(json.dumps(result, indent=1))
     return result
 
@@ -155,13 +169,13 @@ def _save(run_dir, step, agent, envs, stats, obs, reward, terminated, truncated,
     save_checkpoint(run_dir, step, tensors, meta, keep=keep)
 
 
-def _summary_writer(run_dir: Path):
+def _summary_writer(run_dir: Path, purge_step: Optional[int] = None):
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # tensorboard is a dependency, but keep training if it is broken
         print("spikegym: tensorboard not importable; no TensorBoard logs", file=sys.stderr)
         return None
-    return SummaryWriter(str(run_dir))
+    return SummaryWriter(str(run_dir), purge_step=purge_step)
 
 
 def _progress_bar(mode: str, total: int, initial: int):
@@ -198,8 +212,17 @@ def _log(writer, agent: Agent, stats, step: int, fps: float, log_every: int) -> 
             writer.add_scalar(T.DOPAMINE_ABS, d.abs().mean().item(), step)
         writer.add_scalar(T.DOPAMINE_VALUE, last["value"].mean().item(), step)
         if agent.novelty is not None:
-            writer.add_scalar(T.NOVELTY_BONUS, last["intrinsic"].mean().item(), step)
-            writer.add_scalar(T.NOVELTY_SIGNAL, last["novelty"].mean().item(), step)
+            n_cfg, novelty = agent.cfg.novelty, last["novelty"]
+            writer.add_scalar(T.NOVELTY_INTRINSIC, last["intrinsic"].mean().item(), step)
+            if "extrinsic" in last:
+                writer.add_scalar(T.NOVELTY_EXTRINSIC, last["extrinsic"].mean().item(), step)
+            writer.add_scalar(T.NOVELTY_BONUS, agent.novelty.beta * novelty.mean().item(), step)
+            writer.add_scalar(T.NOVELTY_SIGNAL, novelty.mean().item(), step)
+            writer.add_scalar(T.NOVELTY_WEIGHT, bonus_weight(step, n_cfg.decay_steps), step)
+            writer.add_scalar(T.NOVELTY_NEW_FRACTION, (novelty >= 1.0).float().mean().item(), step)
+            if agent.novelty.mode == "simhash":
+                writer.add_scalar(T.NOVELTY_OCCUPIED_BUCKETS, (agent.novelty.counts > 0).sum(-1).float().mean().item(), step)
+            writer.add_scalar(T.PLASTICITY_ACH_GAIN, ach_gain(novelty, n_cfg.ach_gain).mean().item(), step)
         if agent.encoder.adaptation is not None:
             writer.add_scalar(T.NOVELTY_ADAPTATION, agent.encoder.adaptation_level().mean().item(), step)
     if last and step % (10 * log_every) == 0:
@@ -217,6 +240,8 @@ def load_run(run_dir, *, device="cpu"):
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run folder not found: {run_dir}")
     cfg = load_config(run_dir / "config.yaml")
+    if cfg.run.threads:  # as in training: small brains on a busy CPU are far slower with extra threads
+        torch.set_num_threads(cfg.run.threads)
     ckpt = latest_checkpoint(run_dir)
     if ckpt is None:
         raise FileNotFoundError(f"no checkpoint in {run_dir}; train first")
@@ -280,16 +305,80 @@ def record(run_dir, episodes: int = 1, out=None, *, agents: int = 4) -> list[Pat
     return paths
 
 
-def agent_policy(cfg: Config, agent: Agent, index: int):
-    """A single-agent policy ``obs -> action`` for agent ``index`` of a population (learning off)."""
+def agent_policy(cfg: Config, agent: Agent, index: int, *, keep_spikes: int = 0):
+    """A single-agent policy ``obs -> action`` for agent ``index`` of a population (learning off).
+
+    It acts from a copy of the agent (``Agent.select``), so the population is never disturbed.
+    ``policy.reset()`` clears the copy's fast state (neurons, traces, adaptation) for a new episode;
+    ``record_episodes`` calls it. With ``keep_spikes=n``, ``policy.spikes`` collects the sensor and
+    motor spikes ``[K, N_in + N_motor]`` of its first ``n`` decisions (for a raster).
+    """
     single = agent.select(index)
+    everyone = torch.ones(1, dtype=torch.bool, device=single.device)
+    spikes: list[torch.Tensor] = []
 
     def policy(obs):
         z = np.zeros(1)
         a = single.step(np.asarray(obs)[None], z, np.zeros(1, bool), np.zeros(1, bool), learn=False)
+        if len(spikes) < keep_spikes:
+            spikes.append(torch.cat([single.last["sensors"][:, 0], single.last["motor"][:, 0]], dim=1).cpu())
         return a[0]
 
+    def reset():
+        single.brain.reset(everyone)
+        single.encoder.reset(everyone)
+
+    policy.reset, policy.spikes = reset, spikes
     return policy
+
+
+def _snapshot(cfg: Config, agent: Agent, run_dir: Path, writer, step: int, decisions: int = 25) -> None:
+    """Pictures of agent 0 at ``step``, made from a copy of it in an env of its own (training is not disturbed).
+
+    With ``run.video_every`` set: one evaluation episode as ``RUN_DIR/videos/agent0-step<N>.mp4`` and as an
+    animated image in TensorBoard (``eval/video``). Always: a spike raster of its first ``decisions``
+    decisions (sensors, then each motor population in its own colour; unrendered episodes fill it up when
+    the recorded one is shorter) and its sensors->motor weight matrix, as PNGs in ``RUN_DIR/images`` and
+    TensorBoard images. A failure (e.g. no OpenGL) warns; training goes on.
+    """
+    import warnings
+
+    from spikegym.training.images import save_png, spike_raster, to_tensorboard_image, weight_image
+    from spikegym.training.video import FrameSampler, frames_to_tensorboard, record_episodes
+
+    policy = agent_policy(cfg, agent, 0, keep_spikes=decisions)
+    seed = cfg.run.seed  # as `spikegym record` does: its video of the same checkpoint is this one
+    make = lambda mode=None: make_env(cfg.env.id, kwargs=cfg.env.kwargs, render_mode=mode,  # noqa: E731
+                                      max_episode_steps=cfg.env.max_episode_steps)
+    try:
+        if cfg.run.video_every:
+            thumbs = FrameSampler()
+            res = record_episodes(lambda: make("rgb_array"), policy, run_dir / "videos" / f"agent0-step{step}.mp4",
+                                  seed=seed, max_steps=cfg.env.max_episode_steps or 1000, on_frame=thumbs)
+            if writer is not None:
+                frames_to_tensorboard(writer, T.EVAL_VIDEO, thumbs.frames(), step, fps=res["fps"] / thumbs.stride)
+        if len(policy.spikes) < decisions:  # no video, or a short episode: play on (unrendered) for the raster
+            env = make()
+            obs, _ = env.reset(seed=seed + 1)
+            policy.reset()
+            while len(policy.spikes) < decisions:
+                obs, _, term, trunc, _ = env.step(policy(obs))
+                if term or trunc:
+                    obs, _ = env.reset()
+                    policy.reset()
+            env.close()
+        m, groups = cfg.brain.motor_size, [("sensors", agent.encoder.n_out)]
+        groups += [(f"action {i}" if agent.discrete else f"a{i // 2}{'+-'[i % 2]}", m) for i in range(agent.n_groups)]
+        spikes = torch.cat(policy.spikes[:decisions]).numpy()
+        images = {"raster": (T.BRAIN_RASTER, spike_raster(spikes, groups=groups, scale=2 if spikes.shape[1] <= 400 else 1)),
+                  "weights-sensors_to_motor": (T.tag(T.PLASTICITY_W_IMAGE, proj="sensors_to_motor"),
+                                               weight_image(agent.brain.weights("sensors->motor")[0]))}
+        for name, (tag, img) in images.items():
+            save_png(img, run_dir / "images" / f"{name}-step{step}.png")
+            if writer is not None:
+                writer.add_image(tag, to_tensorboard_image(img), step)
+    except Exception as err:  # noqa: BLE001 - pictures are never worth a lost run
+        warnings.warn(f"spikegym: pictures of agent 0 at step {step} failed ({err!r}); training goes on", stacklevel=2)
 
 
 def train_from_file(path, overrides=()) -> dict:

@@ -45,6 +45,7 @@ TIME_ELAPSED = "time/time_elapsed"  # seconds since the start of the run
 TIME_TOTAL_TIMESTEPS = "time/total_timesteps"  # env steps summed over agents
 EVAL_MEAN_REWARD = "eval/mean_reward"
 EVAL_MEAN_EP_LENGTH = "eval/mean_ep_length"
+EVAL_VIDEO = "eval/video"  # animated image: an evaluation episode of agent 0 (run.video_every)
 EPISODIC_RETURN = "charts/episodic_return"  # one point per finished episode (CleanRL)
 EPISODIC_LENGTH = "charts/episodic_length"
 
@@ -64,6 +65,7 @@ PLASTICITY_W_MEAN = "plasticity/w_mean/{proj}"  # weights, mean over agents and 
 PLASTICITY_W_ABS = "plasticity/w_abs_mean/{proj}"
 PLASTICITY_W_STD = "plasticity/w_std/{proj}"
 PLASTICITY_W_HIST = "plasticity/w_hist/{proj}"  # histogram of agent 0's weights
+PLASTICITY_W_IMAGE = "plasticity/weights/{proj}"  # image: agent 0's weight matrix (pre on y, post on x)
 PLASTICITY_ELIG = "plasticity/eligibility_abs_mean/{proj}"
 PLASTICITY_UPDATE_NORM = "plasticity/update_norm/{proj}"  # |dW| per env step, mean over agents
 PLASTICITY_ACH_GAIN = "plasticity/ach_gain"  # acetylcholine gain on learning rates
@@ -80,7 +82,9 @@ DOPAMINE_REWARD_MEAN = "dopamine/reward_mean"  # internal (transformed) reward
 DOPAMINE_CLIPPED_FRACTION = "dopamine/clipped_fraction"
 
 # -- novelty and sensory adaptation -------------------------------------------------------------
-NOVELTY_BONUS = "novelty/bonus"  # intrinsic reward added to dopamine
+NOVELTY_BONUS = "novelty/bonus"  # beta / sqrt(n), before the decay_steps weight
+NOVELTY_INTRINSIC = "novelty/intrinsic_reward"  # weight * bonus: what curiosity adds to dopamine's reward
+NOVELTY_EXTRINSIC = "novelty/extrinsic_reward"  # the env's (internal, transformed) reward, for comparison
 NOVELTY_SIGNAL = "novelty/signal"  # raw novelty (before beta and decay)
 NOVELTY_WEIGHT = "novelty/weight"  # bonus weight after decay_steps annealing
 NOVELTY_ADAPTATION = "novelty/sensory_adaptation"  # mean adaptation level of the input neurons
@@ -88,17 +92,36 @@ NOVELTY_NEW_FRACTION = "novelty/new_fraction"  # steps whose pattern was never s
 NOVELTY_OCCUPIED_BUCKETS = "novelty/occupied_buckets"  # hash buckets visited, mean over agents
 
 # -- task schedules (a world that changes mid-life) ---------------------------------------------
-TASK_INDEX = "task/index"  # which task of the schedule is live
+TASK_INDEX = "task/index"  # which task of the schedule is live (0, 1, ... by first appearance of its name)
+TASK_PHASE = "task/phase"  # which phase occurrence of the schedule is live (0, 1, 2, ... counting repeats)
 TASK_SWITCH = "task/switch"  # 1 at the step a change happens
+TASK_SWITCHED_FRACTION = "task/switched_fraction"  # agents already in the live phase (each switches at its own reset)
+TASK_AGENT_PHASE = "task/agent_phase"  # histogram: the phase each agent is in
 TASK_PARAM = "task/param/{name}"  # a live physical parameter (gravity, length, friction, ...)
 TASK_EP_REW_MEAN = "task/ep_rew_mean/{task}"  # recent return while that task is live
 
 # -- continual-learning metrics -----------------------------------------------------------------
+# Per phase (x = the phase's end; see spikegym.training.continual.ContinualTracker), median over agents:
+CONTINUAL_PHASE_RETURN = "continual/phase_return/{task}"  # mean return of the phase's episodes
+CONTINUAL_FINAL_RETURN = "continual/final_return/{task}"  # mean of its last `window` episodes
+CONTINUAL_RECOVERY_STEPS = "continual/recovery_steps/{task}"  # steps to 90 % of the level the task had before
+CONTINUAL_RECOVERED_FRACTION = "continual/recovered_fraction/{task}"  # agents that got there in the phase
+CONTINUAL_RECOVERY_RATIO = "continual/recovery_ratio/{task}"  # revisit: recovery steps / steps of the first visit
+CONTINUAL_FORGETTING = "continual/forgetting/{task}"  # revisit: (end of last visit - start of this) / task level
+CONTINUAL_AUC = "continual/auc/{task}"  # normalised area under the phase's learning curve
+CONTINUAL_FORWARD_TRANSFER = "continual/forward_transfer/{task}"  # first visit's AUC vs from scratch
+CONTINUAL_SURPRISE = "continual/surprise/{task}"  # novelty just after the switch / just before it
+# Running summaries and plasticity health (x = logging steps):
+CONTINUAL_PHASE_RETURN_SLOPE = "continual/phase_return_slope"  # final return per visit, trend; >= 0: no loss
+CONTINUAL_MEAN_FORGETTING = "continual/mean_forgetting"
+CONTINUAL_MEDIAN_RECOVERY_RATIO = "continual/median_recovery_ratio"
+CONTINUAL_DORMANT_FRACTION = "continual/dormant_fraction"  # non-input neurons with rate < eps, all agents
+CONTINUAL_WEIGHT_ABS_MEAN = "continual/weight_abs_mean"  # |w| over every projection and agent
+CONTINUAL_WEIGHT_ABS_MAX = "continual/weight_abs_max"
+CONTINUAL_RATE_SPREAD = "continual/rate_spread"  # std of rates across neurons, mean over agents
+CONTINUAL_NOVELTY = "continual/novelty"  # novelty signal, mean over the last surprise_window steps
 CONTINUAL_EVAL_RETURN = "continual/eval_return/{task}"  # return on a task, evaluated at any time
-CONTINUAL_FORGETTING = "continual/forgetting/{task}"  # best earlier eval return - current
 CONTINUAL_RETENTION = "continual/retention/{task}"  # current / best earlier eval return
-CONTINUAL_RECOVERY_STEPS = "continual/recovery_steps/{task}"  # steps to regain the pre-switch level
-CONTINUAL_FORWARD_TRANSFER = "continual/forward_transfer/{task}"
 CONTINUAL_AVERAGE_RETURN = "continual/average_return"  # mean eval return over all tasks seen
 
 

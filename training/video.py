@@ -45,7 +45,7 @@ if sys.platform.startswith("linux"):
 Policy = Callable[[np.ndarray], Any]
 EnvFactory = Callable[[], "gymnasium.Env"]
 
-__all__ = ["record_episodes", "record_grid", "tile_frames", "frames_to_tensorboard"]
+__all__ = ["record_episodes", "record_grid", "tile_frames", "frames_to_tensorboard", "FrameSampler"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -63,6 +63,7 @@ def record_episodes(
     fps: float | None = None,
     max_steps: int = 1000,
     keep_frames: bool = False,
+    on_frame: Callable[[np.ndarray], Any] | None = None,
 ) -> dict:
     """Play ``episodes`` episodes of ``policy`` in ONE env and write them to an mp4.
 
@@ -78,10 +79,12 @@ def record_episodes(
         max_steps: cap on steps per episode (on top of the env's own time limit).
         keep_frames: also return the frames as ``"images"``, uint8 ``[T, H, W, 3]``
             (memory: T x H x W x 3 bytes; slice it before logging it to TensorBoard).
+        on_frame: called with every frame written, uint8 ``[H, W, 3]`` (e.g. a
+            :class:`FrameSampler` that keeps a small copy for TensorBoard).
 
     Returns:
         ``{"path": str, "frames": int (frames written: the reset frame plus one per step,
-        per episode), "returns": list[float], "lengths": list[int]}`` (+ ``"images"``).
+        per episode), "fps": float, "returns": list[float], "lengths": list[int]}`` (+ ``"images"``).
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
@@ -99,14 +102,14 @@ def record_episodes(
             obs, _ = env.reset(seed=seed if ep == 0 else None)
             _reset_policy(policy)
             ep_return, steps = 0.0, 0
-            _emit(writer, kept, _render(env), keep_frames)  # the reset frame
+            _emit(writer, kept, _render(env), keep_frames, on_frame)  # the reset frame
             while steps < max_steps:
                 obs, reward, terminated, truncated, _ = env.step(
                     _to_action(policy(obs), env.action_space)
                 )
                 ep_return += float(reward)
                 steps += 1
-                _emit(writer, kept, _render(env), keep_frames)
+                _emit(writer, kept, _render(env), keep_frames, on_frame)
                 if terminated or truncated:
                     break
             returns.append(ep_return)
@@ -118,7 +121,7 @@ def record_episodes(
         _close_env(env)
         del env
         gc.collect()  # see _close_env: stale GL objects must die now, not later
-    result = {"path": path, "frames": writer.frames, "returns": returns, "lengths": lengths}
+    result = {"path": path, "frames": writer.frames, "fps": fps, "returns": returns, "lengths": lengths}
     if keep_frames:
         result["images"] = np.stack(kept)
     return result
@@ -286,6 +289,42 @@ def frames_to_tensorboard(writer, tag: str, frames: np.ndarray, step: int, fps: 
     return True
 
 
+class FrameSampler:
+    """A small copy of a video for TensorBoard: every ``stride``-th frame, shrunk by an integer
+    factor until its longer side is at most ``max_side`` pixels, at most ``max_frames`` frames.
+
+    Pass it as ``record_episodes(..., on_frame=sampler)``; then ``sampler.frames()`` is uint8
+    ``[T, h, w, 3]`` for :func:`frames_to_tensorboard` at ``fps / sampler.stride`` (real time).
+    A GIF stores every frame losslessly, so this keeps TensorBoard's event file small (a
+    1000-step MuJoCo episode at 480x480: 250 frames of 240x240, about 2-5 MB).
+
+    >>> s = FrameSampler(stride=2, max_side=4, max_frames=2)
+    >>> for t in range(5):
+    ...     s(np.full((8, 6, 3), t, np.uint8))
+    >>> s.frames().shape, s.frames()[:, 0, 0, 0].tolist(), s.seen
+    ((2, 4, 3, 3), [0, 2], 5)
+    """
+
+    def __init__(self, stride: int = 4, max_side: int = 240, max_frames: int = 250):
+        if stride < 1 or max_side < 1 or max_frames < 1:
+            raise ValueError("stride, max_side and max_frames must be >= 1")
+        self.stride, self.max_side, self.max_frames = int(stride), int(max_side), int(max_frames)
+        self.seen = 0
+        self._kept: list[np.ndarray] = []
+
+    def __call__(self, frame: np.ndarray) -> None:
+        if self.seen % self.stride == 0 and len(self._kept) < self.max_frames:
+            f = int(np.ceil(max(frame.shape[:2]) / self.max_side))
+            self._kept.append(np.ascontiguousarray(frame[::f, ::f, :3]))
+        self.seen += 1
+
+    def frames(self) -> np.ndarray:
+        """The kept frames, uint8 ``[T, h, w, 3]`` (``T = 0`` before any frame)."""
+        if not self._kept:
+            return np.zeros((0, 1, 1, 3), np.uint8)
+        return np.stack(self._kept)
+
+
 # --------------------------------------------------------------------------------------------
 # Rendering and closing envs (MuJoCo GL contexts need care)
 # --------------------------------------------------------------------------------------------
@@ -378,10 +417,12 @@ def _close_env(env) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _emit(writer: "_Mp4Writer", kept: list, frame: np.ndarray, keep: bool) -> None:
+def _emit(writer: "_Mp4Writer", kept: list, frame: np.ndarray, keep: bool, on_frame=None) -> None:
     writer.add(frame)
     if keep:
         kept.append(frame)
+    if on_frame is not None:
+        on_frame(frame)
 
 
 def _reset_policy(policy) -> None:

@@ -1,0 +1,44 @@
+"""benchmarks/continual.py: schedule scaling, and a tiny run that ends with the machine-readable summary line."""
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("continual_benchmark", ROOT / "benchmarks" / "continual.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_scaled_schedule_keeps_the_shape(bench):
+    sched = {"cycle": True, "cycle_from": 1, "phases": [{"name": "A", "steps": 100000}, {"name": "B", "steps": "2.5e4"},
+                                                        {"name": "A", "steps": 25000}]}
+    q = bench.scaled_schedule(sched, 0.25)
+    assert [p["steps"] for p in q["phases"]] == [25000, 6250, 6250] and q["cycle_from"] == 1
+    assert sched["phases"][1]["steps"] == "2.5e4"  # the input is left alone
+    assert [p["steps"] for p in bench.scaled_schedule(sched, 1 / 8)["phases"]] == [12500, 3125, 3125]
+    assert bench.scaled_schedule(sched, 1e-9)["phases"][0]["steps"] == 1
+
+
+def test_tiny_run_prints_the_summary_line(bench, tmp_path, capsys):
+    small = ["brain.substeps=4", "brain.motor_size=4", "brain.critic_size=4", "encoder.fields=4", "run.log_every=50"]
+    bench.main(["--config", str(ROOT / "configs" / "continual" / "cartpole_cycle.yaml"), "--agents", "2",
+                "--scale", "0.001", "--threads", "1", "--run-dir", str(tmp_path), "--set", *small])
+    out = capsys.readouterr().out.strip().splitlines()
+    # warm-up 100 steps, then 25-step phases: 13 phases in 400 steps
+    m = re.fullmatch(r"summary: schedule=cartpole_cycle switches=12 phase_return_slope=(\S+) "
+                     r"median_recovery_ratio=(\S+) forgetting=(\S+)", out[-1])
+    assert m, out[-1]
+    for value in m.groups():
+        assert value in ("nan", "inf") or float(value) == float(value)
+    saved = json.loads((tmp_path / "benchmark.json").read_text())
+    assert saved["steps"] == 400 and saved["spiking"]["switches"] == 12
+    assert (tmp_path / "continual.json").is_file()
