@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from spikegym.brains.network import Brain, Population, Projection
+from spikegym.brains.network import Brain, Population, Projection, no_grad
 from spikegym.brains.neurons import EscapeParams, LIFParams
 from spikegym.brains.plasticity import HomeostasisParams, StdpParams, StructuralParams
 from spikegym.brains.random import UNIT, CounterNoise, bernoulli_threshold
@@ -150,7 +150,7 @@ class Agent:
 
     # ------------------------------------------------------------------ one environment step
 
-    @torch.no_grad()
+    @no_grad
     def step(self, obs, reward, terminated, truncated, *, learn: bool = True, global_step: int = 0):
         """Learn from the previous transition and choose the next action.
 
@@ -165,16 +165,16 @@ class Agent:
             obs = obs[:, None]
         term_np = np.asarray(terminated, dtype=bool)
         ended_np = term_np | np.asarray(truncated, dtype=bool)
-        reward = torch.as_tensor(np.asarray(reward), dtype=torch.float32, device=dev)
-        term = torch.as_tensor(term_np, device=dev)
-        ended = torch.as_tensor(ended_np, device=dev)
+        reward = _tensor(np.asarray(reward, dtype=np.float32), dev)
+        term = _tensor(term_np, dev)
+        ended = _tensor(ended_np, dev)
         r = self._internal_reward(reward, term)
 
         # --- sensing: Gaussian fields with adaptation -> Bernoulli spikes from each agent's own stream
         a = self.cfg.encoder.adaptation
-        punish = r <= -a.punishment_threshold if a.sensitize_on_punishment else None
+        punish = (r <= -a.punishment_threshold) if a.sensitize_on_punishment and self.encoder.adaptation is not None else None
         probs = self.encoder.probabilities(obs, K=self.K, sensitize=punish)
-        sensors, ties = self._sense(probs, int(self.brain.counter))
+        sensors, ties = self._sense(probs, self.brain.step_count())
 
         # --- acting: K substeps of the brain; this decision's plasticity events wait for the dopamine
         out = self.brain.run({"sensors": sensors}, defer=True)
@@ -217,7 +217,7 @@ class Agent:
             action = continuous_action(motor, self.act_low, self.act_high, gain=self.cfg.brain.action_gain)
         self.last = {"delta": delta, "value": value, "intrinsic": intrinsic, "novelty": novelty, "extrinsic": r,
                      "learnable": learnable, "motor": motor, "sensors": sensors}
-        return action.cpu().numpy()
+        return action.numpy() if action.device.type == "cpu" else action.cpu().numpy()
 
     def _sense(self, probs: Tensor, counter: int) -> tuple[Tensor, Optional[Tensor]]:
         """Input spikes ``[K, B, N_in]`` (Bernoulli ``probs [B, N_in]`` in every substep) and tie-break noise ``[B, G]``.
@@ -246,7 +246,7 @@ class Agent:
     def _internal_reward(self, reward: Tensor, term: Tensor) -> Tensor:
         env = self.cfg.env
         if env.failure_reward is not None:
-            return torch.where(term, env.failure_reward, 0.0).to(reward.dtype)
+            return torch.where(term, env.failure_reward, 0.0)  # float32, as reward
         return reward * env.reward_scale
 
     def _dopamine(self, r: Tensor, value: Tensor, term: Tensor) -> Tensor:
@@ -294,6 +294,12 @@ class Agent:
         for k, v in part("agent.").items():
             # a copy: never share tensors with the source (select(i) would otherwise step the population's counter)
             self.state[k] = v.to(self.state[k].device if k in self.state else self.device, copy=True)
+
+
+def _tensor(a: np.ndarray, device: torch.device) -> Tensor:
+    """A numpy array as a tensor on ``device`` (shares memory on CPU: one dispatch instead of two)."""
+    t = torch.from_numpy(a if a.flags.writeable else a.copy())
+    return t if device.type == "cpu" else t.to(device)
 
 
 def _bonus_weight(step: int, decay_steps: Optional[int]) -> float:

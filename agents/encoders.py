@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from spikegym.brains.network import no_grad
+
 __all__ = [
     "UNBOUNDED_AT",
     "gaussian_fields",
@@ -352,6 +354,7 @@ class PopulationEncoder(torch.nn.Module):
         self.max_prob = float(max_prob)
         self.bias_neurons = int(bias_neurons)
         self.normalize = normalize
+        self._fixed_ranges = not bool(np.any(norm))  # no running normalisation: the fast code applies
         self.running_clip = float(running_clip)
         self.running_max_count = running_max_count
         self.adaptation = adaptation
@@ -396,14 +399,17 @@ class PopulationEncoder(torch.nn.Module):
     # ---- encoding ------------------------------------------------------------------------
 
     def _as_obs(self, obs) -> Tensor:
-        obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        if isinstance(obs, np.ndarray) and obs.dtype == np.float32 and obs.flags.writeable and self.device.type == "cpu":
+            obs = torch.from_numpy(obs)  # no copy, one dispatch
+        else:
+            obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
         if obs.shape != (self.num_agents, self.obs_dim):
             raise ValueError(
                 f"PopulationEncoder expects obs of shape {(self.num_agents, self.obs_dim)}, got {tuple(obs.shape)}"
             )
         return obs
 
-    @torch.no_grad()
+    @no_grad
     def probabilities(
         self, obs, *, K: int = 1, sensitize: Tensor | None = None, update_stats: bool = True
     ) -> Tensor:
@@ -416,7 +422,7 @@ class PopulationEncoder(torch.nn.Module):
             update_stats: add ``obs`` to the running statistics (normalised dimensions only matter).
         """
         obs = self._as_obs(obs)
-        if self.adaptation is None and self.normalize == "bounds":
+        if self.adaptation is None and self._fixed_ranges:
             return self._bounds_code(obs)
         if sensitize is not None:
             sensitize = torch.as_tensor(sensitize, dtype=torch.bool, device=self.device)
@@ -449,29 +455,31 @@ class PopulationEncoder(torch.nn.Module):
     def _bounds_code(self, obs: Tensor) -> Tensor:
         """:meth:`probabilities` without adaptation over fixed ranges, in a few fused ops.
 
-        The same float operations in the same order as :func:`gaussian_fields`, the ``max_prob`` scaling,
-        the copies per field and the bias columns, so the result is bit-identical; centres and spacing are
-        computed once (again if the range buffers change).
+        The same float operations as :func:`gaussian_fields`, the ``max_prob`` scaling and the copies per
+        field, on a flat ``[B, N_in]`` layout: column ``i`` reads observation ``dim[i]`` and has centre
+        ``centre[i]`` and width ``spacing[i]``; a bias column has width ``inf`` (``u = 0``, so ``max_prob``
+        exactly). The result is bit-identical for finite observations. The constants are computed once (again
+        if the ranges change).
         """
         low, high = self._buffers["field_low"], self._buffers["field_high"]
         c = self.__dict__.get("_code_cache")
         if c is None or c[0] is not low or c[1] is not high or c[2] != (low._version, high._version):
+            copies = self.neurons_per_field
             spacing = (high - low) / (self.fields - 1)  # as gaussian_fields
             j = torch.arange(self.fields, device=low.device, dtype=low.dtype)
-            centres = (low[:, None] + spacing[:, None] * j).repeat_interleave(self.neurons_per_field, dim=1)
-            c = self._code_cache = (low, high, (low._version, high._version), centres, spacing[:, None])
-        centres, spacing = c[3], c[4]
-        b = obs.shape[0]
+            centres = low[:, None] + spacing[:, None] * j  # [D, F]
+            dim = torch.arange(self.obs_dim, device=low.device).repeat_interleave(self.fields * copies)
+            bias = self.bias_neurons
+            dim = torch.cat([dim, dim.new_zeros(bias)])
+            centre = torch.cat([centres.repeat_interleave(copies, dim=1).reshape(-1), centres.new_zeros(bias)])
+            width = torch.cat([spacing.repeat_interleave(self.fields * copies), spacing.new_full((bias,), math.inf)])
+            c = self._code_cache = (low, high, (low._version, high._version), dim, centre, width)
+        dim, centre, width = c[3], c[4], c[5]
         x = torch.clamp(obs, low, high)  # = maximum(minimum(obs, high), low) for low < high
-        u = (x.unsqueeze(-1) - centres).div_(spacing)  # [B, D, F * copies]
-        phi = (-0.5 * u).mul_(u).exp_()
-        out = torch.empty(b, self.n_out, dtype=obs.dtype, device=obs.device)
-        torch.mul(phi.reshape(b, -1), self.max_prob, out=out[:, :phi[0].numel()])
-        if self.bias_neurons:
-            out[:, phi[0].numel():].fill_(self.max_prob)
-        return out
+        u = (x.index_select(1, dim) - centre).div_(width)  # [B, N_in]
+        return (-0.5 * u).mul_(u).exp_().mul_(self.max_prob)
 
-    @torch.no_grad()
+    @no_grad
     def encode(
         self, obs, generator: torch.Generator, K: int, *, sensitize: Tensor | None = None, update_stats: bool = True
     ) -> Tensor:
@@ -483,7 +491,7 @@ class PopulationEncoder(torch.nn.Module):
         u = torch.rand((K, *p.shape), generator=generator, device=p.device, dtype=p.dtype)
         return (u < p).to(p.dtype)
 
-    @torch.no_grad()
+    @no_grad
     def reset(self, mask: Tensor) -> None:
         """Reset the adaptation state of the agents in ``mask [B]`` (bool); running statistics are kept."""
         if self.adaptation is None:  # the adaptation state never leaves its initial values

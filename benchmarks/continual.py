@@ -98,6 +98,12 @@ def ratio_details(s: dict) -> str:
             f"{_fmt(s.get('unrecovered_fraction'))}, at the level from the first episode {_fmt(s.get('instant_recovery_fraction'))}")
 
 
+def _task_final(s: dict, task: str) -> float:
+    """Median over a task's visits of the phase's final return (population median)."""
+    vals = [p["final_return"] for p in s["phases"] if p["task"] == task and p.get("final_return") is not None]
+    return float(np.median(vals)) if vals else float("nan")
+
+
 def summary_line(name: str, s: dict, prefix: str = "summary") -> str:
     return (f"{prefix}: schedule={name} switches={s['switches']} "
             f"phase_return_slope={_fmt(s.get('phase_return_slope'), 4)} "
@@ -335,6 +341,11 @@ def main(argv=None) -> int:
             a = a if isinstance(a, str) else _fmt(a, 4)
             b = b if isinstance(b, str) else _fmt(b, 4)
             print(f"  {k:>22} {a:>10} {b:>10}   {target}")
+        # the figures above are relative to each learner's own level of a task; the returns say what that level is
+        for task in s["tasks"]:
+            a = _task_final(s, task)
+            b = float(np.median([_task_final(r, task) for r in runs]))
+            print(f"  {'final return ' + task:>22} {_fmt(a, 1):>10} {_fmt(b, 1):>10}   (median over visits)")
         print(summary_line(name, med, prefix="ppo summary"))
         bench["ppo"] = {**med, "seeds": [{k: r.get(k) for k in (*HEADLINE, "wall_s", "seed")} for r in runs]}
 

@@ -3,6 +3,7 @@
 
     python benchmarks/loop_speed.py [--env CartPole-v1] [--config configs/cartpole.yaml]
                                     [--batches 16 64 256] [--steps N] [--threads T [T ...]] [--quick]
+                                    [--set key=value ...]
 
 For every batch size ``B`` (independent agents, one world each) and torch thread count, it builds the
 real vector env and :class:`~spikegym.agents.agent.Agent` the way :func:`spikegym.training.loop.train`
@@ -16,11 +17,12 @@ does (same config, same seeds), warms up, then times ``--steps`` iterations of t
 ``--segments`` equal segments; each figure is the median over them. It prints, per row:
 
 * ``loop/s``     -- agent-steps per second of the whole loop (``B * steps / wall seconds``);
-* ``best``       -- the fastest segment's ``loop/s`` (what the loop does while nothing else runs);
+* ``best``       -- the fastest segment's ``loop/s``;
 * ``agent/s``    -- the same counting only the time spent inside ``agent.step``;
 * ``ms/step``    -- wall milliseconds per environment step (all ``B`` agents) of the whole loop;
 * ``cpu loop/s`` -- ``B * steps / CPU seconds of this process``: with other jobs on the machine the wall
-  figures fall, this one much less (it is what the loop would do on a core of its own, roughly);
+  figures fall with the share of the CPU this process gets, this one much less (it still suffers from
+  caches shared with the other jobs), so it is the better figure to compare runs taken under load;
 * ``episodes``   -- episodes that ended in the timed steps (resets cost time: early, short episodes are slower).
 
 The machine's load (``os.getloadavg``) is printed before and after: compare figures taken under similar
@@ -28,8 +30,10 @@ load, or better in the same run. The last line is::
 
     summary: env=CartPole-v1 batch=16 agent_steps_per_s=<float> target=30000
 
-with the whole-loop figure (``loop/s``, a median) at ``B = 16``, the best over the thread counts tried. Target: issue 3,
-30,000 agent-steps/s at ``B = 16`` on 2 CPU cores with ``configs/cartpole.yaml``.
+with the whole-loop figure (``loop/s``, a median) at ``B = 16``, the best over the thread counts tried.
+Each row times ``--steps`` env steps (default ``32000 / B``, at least 200) after ``steps / 10`` (at least
+50) warm-up steps. Target (issue 3): 30,000 agent-steps/s at ``B = 16`` on 2 CPU cores with
+``configs/cartpole.yaml``.
 """
 
 from __future__ import annotations
@@ -53,9 +57,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGET = 30_000
 
 
-def build(config: Path, env_id: str | None, batch: int, seed: int):
+def build(config: Path, env_id: str | None, batch: int, seed: int, sets=()):
     """``(cfg, envs, agent, stats)`` exactly as :func:`spikegym.training.loop.train` builds them."""
-    overrides = [f"env.num_agents={batch}", f"run.seed={seed}"]
+    overrides = [*sets, f"env.num_agents={batch}", f"run.seed={seed}"]
     if env_id:
         overrides.append(f"env.id={env_id}")
     cfg = load_config(config, overrides)
@@ -67,10 +71,10 @@ def build(config: Path, env_id: str | None, batch: int, seed: int):
 
 
 def time_loop(config: Path, env_id: str | None, batch: int, steps: int, warmup: int, seed: int,
-              segments: int) -> dict:
+              segments: int, sets=()) -> dict:
     """Seconds (wall, CPU, inside ``agent.step``) of ``steps`` loop iterations after ``warmup`` untimed
     ones, in ``segments`` equal segments (so a burst of load elsewhere on the machine shows as an outlier)."""
-    cfg, envs, agent, stats = build(config, env_id, batch, seed)
+    cfg, envs, agent, stats = build(config, env_id, batch, seed, sets)
     obs, _ = envs.reset(seed=reset_seeds(cfg.run.seed, batch))
     reward, terminated, truncated = np.zeros(batch), np.zeros(batch, bool), np.zeros(batch, bool)
     clock = time.perf_counter
@@ -90,8 +94,9 @@ def time_loop(config: Path, env_id: str | None, batch: int, steps: int, warmup: 
         episodes += int(np.count_nonzero(terminated | truncated))
     envs.close()
     segs = [tuple(b - a for a, b in zip(m0, m1)) for m0, m1 in zip(marks, marks[1:])]
-    return {"env": cfg.env.id, "seg_len": seg_len, "segments": segs,
-            "fast_path": agent.brain._ff is not None}
+    return {"env": cfg.env.id, "seg_len": seg_len, "segments": segs, "n_in": agent.encoder.n_out,
+            "substeps": agent.K, "motor": agent.brain.pops["motor"].size, "critic": agent.brain.pops["critic"].size,
+            "fast_path": getattr(agent.brain, "_ff", None) is not None}
 
 
 def main(argv=None) -> dict:
@@ -99,31 +104,36 @@ def main(argv=None) -> dict:
     ap.add_argument("--env", default=None, help="env id (default: the config's)")
     ap.add_argument("--config", type=Path, default=ROOT / "configs" / "cartpole.yaml")
     ap.add_argument("--batches", type=int, nargs="+", default=None, help="agents per run (default 16 64 256)")
-    ap.add_argument("--steps", type=int, default=None, help="timed env steps per row (default 2000; --quick 400)")
-    ap.add_argument("--threads", type=int, nargs="+", default=None,
-                    help="torch CPU threads to try (default: 1 and the machine's core count)")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="timed env steps per row (default 32000 / B, at least 200; --quick 400)")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1],
+                    help="torch CPU threads to try, e.g. --threads 1 2 (default 1: with other jobs on the "
+                         "machine, more threads than free cores make these small ops many times slower)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--segments", type=int, default=5, help="timed segments per row; medians are reported")
     ap.add_argument("--quick", action="store_true", help="B = 16 only, fewer steps")
+    ap.add_argument("--set", dest="sets", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="config overrides, as for spikegym train (e.g. encoder.neurons_per_field=2)")
     args = ap.parse_args(argv)
 
     batches = args.batches or ([16] if args.quick else [16, 64, 256])
-    steps = args.steps or (400 if args.quick else 2000)
-    warmup = max(50, steps // 10)
     cores = os.cpu_count() or 1
-    threads = args.threads or sorted({1, cores})
     print(f"# torch {torch.__version__}, {platform.processor() or platform.machine()}, {cores} CPUs, "
-          f"config {args.config}, {steps} timed steps after {warmup} warm-up")
+          f"config {args.config}")
     print(f"# load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     head = (f"{'B':>5} {'threads':>7} {'loop/s':>9} {'best':>9} {'agent/s':>9} {'ms/step':>8} "
             f"{'cpu loop/s':>10} {'episodes':>8}")
-    print(head)
     results, env = [], None
     for b in batches:
-        for t in threads:
+        steps = args.steps or (400 if args.quick else max(200, 32000 // b))
+        for t in args.threads:
             torch.set_num_threads(t)
-            r = time_loop(args.config, args.env, b, steps, warmup, args.seed, args.segments)
+            r = time_loop(args.config, args.env, b, steps, max(50, steps // 10), args.seed, args.segments, args.sets)
             env, n = r["env"], b * r["seg_len"]
+            if not results:
+                print(f"# network: {r['n_in']} inputs, {r['motor']} motor and {r['critic']} critic neurons, "
+                      f"K = {r['substeps']} substeps" + (f"; overrides: {' '.join(args.sets)}" if args.sets else ""))
+                print(head)
             wall = sorted(n / s[0] for s in r["segments"])
             agent = sorted(n / s[2] for s in r["segments"])
             cpu = sorted(n / s[1] for s in r["segments"])

@@ -31,6 +31,7 @@ path (tests/test_brain_perf_paths.py); outputs are views, as the populations are
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Literal, Optional
@@ -44,6 +45,21 @@ from .random import CounterNoise, agent_keys, const, normal, uniform
 from .synapses import TMParams, TMState, propagate, propagate_events, tm_step
 
 Model = Literal["input", "lif", "alif", "escape"]
+
+
+def no_grad(fn):
+    """``@torch.no_grad()`` that costs nothing when gradients are already off (calls from inside the engine).
+
+    Entering and leaving the context manager costs several microseconds; an agent step calls half a dozen
+    decorated methods, each within another one.
+    """
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if torch.is_grad_enabled():
+            with torch.no_grad():
+                return fn(*args, **kwargs)
+        return fn(*args, **kwargs)
+    return wrapper
 Rule = Literal["none", "stdp", "node_perturbation", "critic"]
 
 
@@ -236,20 +252,42 @@ class Brain(nn.Module):
     def mask(self, proj: str) -> Optional[Tensor]:
         return getattr(self, f"mask__{_key(proj)}", None)
 
+    def step_count(self) -> int:
+        """The substep counter (the noise streams' position) as a Python int, without a read of the
+        tensor while it is only moved by :meth:`run` (a cached copy, checked against the buffer's version)."""
+        c = self._buffers["counter"]
+        try:
+            version = c._version
+        except RuntimeError:  # inference tensors keep no version counter
+            return int(c)
+        cached = self._rt.counter
+        if cached is not None and cached[0] is c and cached[1] == version:
+            return cached[2]
+        value = int(c)
+        self._rt.counter = (c, version, value)
+        return value
+
+    def _advance(self, k_steps: int) -> None:
+        """``counter += k_steps``, keeping :meth:`step_count`'s cached copy in step."""
+        value = self.step_count() + k_steps
+        c = self._buffers["counter"]
+        c.add_(k_steps)
+        self._rt.counter = (c, c._version, value) if self._rt.counter is not None else None
+
     def rate(self, pop: str) -> Tensor:
         """Running spike probability per substep ``[B, N]``."""
         return getattr(self, f"rate__{pop}")
 
     # ------------------------------------------------------------------ stepping
 
-    @torch.no_grad()
+    @no_grad
     def step(self, inputs: dict[str, Tensor], dopamine: Optional[Tensor] = None) -> dict[str, Tensor]:
         """One substep. ``inputs[name]``: ``[B, N]`` spikes of input populations; ``dopamine``: ``[B]``."""
         out = self.run({k: v.unsqueeze(0) for k, v in inputs.items()},
                        None if dopamine is None else dopamine.unsqueeze(0))
         return {k: v[0] for k, v in out.items()}
 
-    @torch.no_grad()
+    @no_grad
     def run(self, inputs: dict[str, Tensor], dopamine: Optional[Tensor] = None, *, defer: bool = False) -> dict[str, Tensor]:
         """Advance ``K`` substeps.
 
@@ -505,14 +543,14 @@ class Brain(nn.Module):
                               scale=proj.lr * dopamine, w_min=proj.w_min, w_max=proj.w_max,
                               soft_bound=proj.soft_bound, mask=self.mask(proj.name))
 
-    @torch.no_grad()
+    @no_grad
     def commit(self) -> None:
         """Fold the plasticity events held back by ``run(..., defer=True)`` into the eligibility traces."""
         pending, self._rt.pending = self._rt.pending, None
         if pending is not None:
             pending()
 
-    @torch.no_grad()
+    @no_grad
     def learn(self, dopamine: Tensor, gain: Optional[Tensor] = None) -> None:
         """Third factor once per decision: ``W += lr * gain * dopamine * e`` for every gated plastic projection.
 
@@ -577,7 +615,7 @@ class Brain(nn.Module):
 
     # ------------------------------------------------------------------ reset
 
-    @torch.no_grad()
+    @no_grad
     def reset(self, mask: Tensor) -> None:
         """Reset the fast state (membranes, traces, eligibility, STP) of agents where ``mask [B]`` is True.
 
@@ -626,9 +664,10 @@ class Brain(nn.Module):
 class _RunState:
     """Mutable bookkeeping of a :class:`Brain` between calls (not state: nothing here is saved)."""
 
-    __slots__ = ("pending", "last_prob", "reset_plan", "rate_weights")
+    __slots__ = ("pending", "last_prob", "reset_plan", "rate_weights", "counter")
 
     def __init__(self):
+        self.counter = None  # (buffer, its version, value): see Brain.step_count
         self.pending = None
         self.last_prob: dict[str, Tensor] = {}
         self.reset_plan = None
@@ -719,6 +758,7 @@ class _FusedPlan:
                 bufs[name] = view
                 self._views[name] = view
             fused[kind] = t
+        fused["excite_k"] = fused["excite"].unsqueeze(1)  # [B, 1, Q]: broadcast over the substeps
         self._fused = fused
         self._consts, self._scratch = {}, {}
         return fused
@@ -765,13 +805,14 @@ class _FusedPlan:
         self._consts[key] = c
         return c
 
-    def scratch(self, shape: tuple[int, ...], device) -> tuple[Tensor, Tensor, Tensor]:
-        """Reused temporaries of the noise hash: two int32 buffers and one float buffer."""
-        key = (shape, device)
+    def scratch(self, k_steps: int, b: int, device) -> tuple[Tensor, Tensor, Tensor]:
+        """Reused temporaries of the noise: two int32 ``[K, B, Q]`` buffers (the hash) and a float ``[B, K, Q]``."""
+        key = (k_steps, b, device)
         t = self._scratch.get(key)
         if t is None:
+            shape = (k_steps, b, self.q)
             t = (torch.empty(shape, dtype=torch.int32, device=device), torch.empty(shape, dtype=torch.int32, device=device),
-                 torch.empty(shape, dtype=torch.float32, device=device))
+                 torch.empty(b, k_steps, self.q, dtype=torch.float32, device=device))
             self._scratch[key] = t
         return t
 
@@ -784,20 +825,19 @@ class _FusedPlan:
         dev = f["w"].device
         c = self.consts(brain, k_steps, dev)
         pre = s_in.transpose(0, 1)  # [B, K, P] (strided is fine for the batched products)
-        counter = int(brain.counter)
+        counter = brain.step_count()
 
         # currents of every substep and population at once, then the escape-noise neurons
         z = torch.bmm(pre, f["w"])  # [B, K, Q]
         if c["sign"] is not None:
             z.mul_(c["sign"])
-        z.add_(f["excite"].unsqueeze(1))
+        z.add_(f["excite_k"])
         if c["affine"] is not None:
             z.add_(c["affine"][0]).mul_(c["affine"][1])
         prob = z.sigmoid_()
         # noise hashed as [K, B, Q] (rows on the outer axis: the fast layout), read as [B, K, Q] by the conversion
-        ia, ib, fu = self.scratch((k_steps, b, self.q), dev)
+        ia, ib, u = self.scratch(k_steps, b, dev)
         a = brain._noise.hash(brain.keys, self.blocks, counter, k_steps, out=ia, tmp=ib)
-        u = fu.view(b, k_steps, self.q)
         u.copy_(a.transpose(0, 1)).mul_(const("unit")).add_(const("half"))  # = to_uniform(a), transposed
         spikes = torch.lt(u, prob, out=torch.empty_like(prob))
         f["last"].copy_(spikes[:, -1])
@@ -819,7 +859,7 @@ class _FusedPlan:
         else:
             fold()
 
-        brain.counter.add_(k_steps)
+        brain._advance(k_steps)
         spikes_k, prob_k = spikes.transpose(0, 1), prob.transpose(0, 1)
         outs = {name: spikes_k[..., self.cols[name]] for name in self.posts}
         brain._rt.last_prob = {name: prob_k[..., self.cols[name]] for name in self.posts}

@@ -11,14 +11,19 @@ The hash is split so that the per-element work is a handful of 32-bit integer op
   their noise). Engines compute these once and keep them.
 * a **row word** per step counter ``s``: a bijective 32-bit mixer of ``s`` (:func:`row_codes`; two
   steps never share their word below ``2**32`` steps).
-* per element (:func:`hash24`)::
+* per element (:func:`hash24`), seven int32 ops (wrapping; ``>>`` is torch's arithmetic shift)::
 
-      x = (c1 + row) * A;  x ^= c2;  x ^= x >> 15;  x *= B;  a = x >> 8     (int32, wrapping)
+      x = (c1 + row) * A;  x ^= c2;  x ^= x >> 15;  x *= B;  a = x >> 8
 
   with the multipliers of Wellons' ``lowbias32``. ``a`` is a signed 24-bit integer and the uniform is
-  ``u = (a + 2**23) / 2**24``, exact in float32 and in ``[0, 1)``. Statistical checks (uniformity of
-  high, middle and low bits; correlations between neighbouring steps, neurons, agents and between all
-  pairs of columns; joint Bernoulli rates) are in ``tests/test_brain.py``.
+  ``u = (a + 2**23) / 2**24``, exact in float32 and in ``[0, 1)``; a Bernoulli draw ``u < p`` is
+  ``a < bernoulli_threshold(p)``, exactly. Statistical checks (uniformity of high, middle and low bits;
+  correlations between neighbouring steps, neurons and agents and between all pairs of 768 columns;
+  joint Bernoulli rates) are in ``tests/test_brain_perf_paths.py``.
+
+The previous version hashed every element with two rounds of splitmix64 in int64 (about 20 int64 ops);
+this one draws the same kind of numbers (per agent, stream, neuron and step; batch- and device-invariant)
+several times faster, but not the same numbers.
 
 >>> keys = agent_keys(seed=0, num_agents=3)
 >>> a = uniform(keys, counter=5, shape=(3, 4))

@@ -1,8 +1,9 @@
 """The engine's fast paths agree with the plain formulations they replace.
 
 Each fast path (fused chunked kernels, in-place window folds, the rank-(K+1) STDP basis, window traces,
-fused next-substep currents, blockwise weight initialisation) is checked against the straightforward
-version it stands for, in the same test: two formulations must agree.
+fused next-substep currents, blockwise weight initialisation, the fused feed-forward escape path, cached
+counter-based noise) is checked against the straightforward version it stands for, in the same test: two
+formulations must agree. The noise hash's statistics are checked here too.
 """
 
 import math
@@ -295,3 +296,155 @@ def test_event_engine_with_heterosynaptic_ltd_matches_dense():
         assert torch.equal(event.run({"in": spikes}, dopamine=dop)["out"], dense.run({"in": spikes}, dopamine=dop)["out"])
     torch.testing.assert_close(event.weights("in->out"), dense.weights("in->out"), rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(event.eligibility("in->out"), dense.eligibility("in->out"), rtol=1e-4, atol=1e-4)
+
+
+# ----------------------------------------------------------------------------- the fused feed-forward path
+
+
+def _actor_critic(batch, seed=3, first=0, motor="escape"):
+    """The agent's network shape: inputs -> escape motor (node perturbation) and escape critic."""
+    from spikegym.brains.neurons import EscapeParams
+    hp = pl.HomeostasisParams(target_rate=0.2, eta=0.01, tau_rate=300.0)
+    pops = [Population("in", 30, "input"),
+            Population("motor", 8, motor, escape=EscapeParams(slope=1.5, bias=-0.5), homeostasis=hp),
+            Population("critic", 6, "escape")]
+    projs = [Projection("in", "motor", rule="node_perturbation", lr=0.2, trace_decay=0.97, w_init_std=0.5,
+                        w_min=-2.0, w_max=2.0),
+             Projection("in", "critic", rule="critic", lr=0.1, trace_decay=0.9, critic_scale=0.7, w_init_std=0.3)]
+    return Brain(pops, projs, batch=batch, seed=seed, agent_index0=first)
+
+
+def _drive(brain, windows=6, k=12, seed=0):
+    """Decisions as the Agent makes them: run(defer) -> learn -> commit, with episode resets in between."""
+    g = _gen(seed)
+    outs = []
+    for i in range(windows):
+        spikes = (torch.rand(k, brain.batch, 30, generator=g) < 0.3).float()
+        out = brain.run({"in": spikes}, defer=True)
+        outs.append((out["motor"].clone(), out["critic"].clone(), brain.last_prob["critic"].clone()))
+        brain.learn(torch.randn(brain.batch, generator=g))
+        brain.commit()
+        if i % 3 == 2:
+            brain.reset(torch.arange(brain.batch) % 2 == i % 2)
+    return outs
+
+
+def test_fused_feedforward_path_equals_the_substep_loop():
+    fast, slow = _actor_critic(3), _actor_critic(3)
+    assert fast._ff is not None
+    slow._ff = None                      # general engine: event window, one substep at a time
+    slow._vectorizable = lambda: False
+    for (m1, c1, p1), (m2, c2, p2) in zip(_drive(fast), _drive(slow)):
+        assert torch.equal(m1, m2) and torch.equal(c1, c2)
+        torch.testing.assert_close(p1, p2, rtol=1e-5, atol=1e-6)
+    for name in ("in->motor", "in->critic"):
+        torch.testing.assert_close(fast.eligibility(name), slow.eligibility(name), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(fast.weights(name), slow.weights(name), rtol=1e-4, atol=1e-5)
+        assert fast.eligibility(name).abs().sum() > 0
+    for name in ("in", "motor", "critic"):
+        torch.testing.assert_close(fast.rate(name), slow.rate(name), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(fast.excite__motor, slow.excite__motor, rtol=1e-5, atol=1e-6)
+    assert int(fast.counter) == int(slow.counter) and int(fast.runs) == int(slow.runs)
+
+
+def test_fused_path_batched_equals_each_agent_alone():
+    batched, alone = _actor_critic(4, seed=5), _actor_critic(1, seed=5, first=2)
+    g = _gen(7)
+    for _ in range(4):
+        spikes = (torch.rand(10, 4, 30, generator=g) < 0.3).float()
+        d = torch.randn(4, generator=g)
+        a = batched.run({"in": spikes}, defer=True)
+        b = alone.run({"in": spikes[:, 2:3]}, defer=True)
+        assert torch.equal(a["motor"][:, 2:3], b["motor"]) and torch.equal(a["critic"][:, 2:3], b["critic"])
+        batched.learn(d), alone.learn(d[2:3])
+        batched.commit(), alone.commit()
+    torch.testing.assert_close(batched.weights("in->motor")[2:3], alone.weights("in->motor"), rtol=1e-5, atol=1e-6)
+
+
+def test_fused_storage_is_shared_and_survives_load_assign_and_deepcopy():
+    import copy
+    brain = _actor_critic(2)
+    w_m, w_c = brain.weights("in->motor"), brain.weights("in->critic")
+    assert w_m.untyped_storage().data_ptr() == w_c.untyped_storage().data_ptr()  # one storage, two views
+    _drive(brain, windows=2)
+    ref = _actor_critic(2, seed=11)
+    ref.load_state_dict(brain.state_dict())
+    assigned = _actor_critic(2, seed=12)
+    assigned.load_state_dict({k: v.clone() for k, v in brain.state_dict().items()}, assign=True)  # views replaced
+    twin = copy.deepcopy(brain)
+    results = [_drive(b, windows=4, seed=3) for b in (brain, ref, assigned, twin)]
+    for other in results[1:]:
+        for (m1, c1, _), (m2, c2, _) in zip(results[0], other):
+            assert torch.equal(m1, m2) and torch.equal(c1, c2)
+    for b in (ref, assigned, twin):
+        torch.testing.assert_close(b.weights("in->motor"), brain.weights("in->motor"))
+        assert b.weights("in->motor").untyped_storage().data_ptr() == b.weights("in->critic").untyped_storage().data_ptr()
+
+
+def test_fused_path_applies_only_to_feedforward_escape_networks():
+    assert _actor_critic(2)._ff is not None
+    assert _actor_critic(2, motor="lif")._ff is None        # membranes: substeps depend on each other
+    assert _stdp_like()._ff is None
+
+
+def _stdp_like():
+    pops = [Population("in", 5, "input"), Population("out", 3, "escape")]
+    return Brain(pops, [Projection("in", "out", rule="stdp", lr=0.1)], batch=2)
+
+
+# ----------------------------------------------------------------------------- counter-based noise
+
+
+def test_cached_noise_draws_equal_uniform():
+    from spikegym.brains.random import CounterNoise, row_codes, to_uniform
+    keys = agent_keys(4, 3)
+    noise = CounterNoise(block=16)  # small blocks: draws cross block boundaries
+    for counter in (0, 5, 14, 15, 31, (1 << 32) - 3, (1 << 40) + 9):
+        ref = uniform(keys, counter, (4, 3, 6), stream=7)
+        assert torch.equal(noise.uniform(keys, counter, (4, 3, 6), stream=7), ref)
+        both = to_uniform(noise.hash(keys, ((7, 6), (8, 2)), counter, 4))  # two streams side by side
+        assert torch.equal(both[..., :6], ref) and torch.equal(both[..., 6:], uniform(keys, counter, (4, 3, 2), stream=8))
+        steps_last = to_uniform(noise.hash(keys, ((7, 6),), counter, 4, steps_first=False))
+        assert torch.equal(steps_last, ref.transpose(0, 1))
+        assert torch.equal(row_codes(counter, 40)[:30], row_codes(counter, 30))  # tensor and Python paths agree
+    keys2 = agent_keys(5, 3)
+    keys.copy_(keys2)  # the cached column words follow an in-place change of the keys
+    assert torch.equal(noise.uniform(keys, 3, (2, 3, 6), stream=7), uniform(keys2, 3, (2, 3, 6), stream=7))
+
+
+def test_bernoulli_threshold_is_exact():
+    from spikegym.brains.random import UNIT, bernoulli_threshold
+    p = torch.cat([torch.rand(2000, generator=_gen(1)), torch.tensor([0.0, 1.0, UNIT, 0.5, 1 - UNIT, 3e-9])])
+    thr = bernoulli_threshold(p)
+    for shift in (-2, -1, 0, 1):
+        a = (thr + shift).clamp(-(1 << 23), (1 << 23) - 1)  # the 24-bit values next to each threshold
+        u = (a + (1 << 23)) * UNIT
+        assert torch.equal(a < thr, u < p)
+
+
+def test_hash_noise_statistics():
+    """Uniform in every bit range, no correlation between neighbouring steps, neurons or agents, nor between
+    any two of 768 columns over 2000 steps, and independent Bernoulli pairs."""
+    keys = agent_keys(0, 12)
+    t_steps = 2000
+    u = uniform(keys, 12345, (t_steps, 12, 64)).double()  # [T, B, N]
+    a = (u * (1 << 24)).long()
+    for bits in (a >> 16, (a >> 8) & 255, a & 255):  # top, middle and low byte: chi-square, 255 dof
+        counts = torch.bincount(bits.flatten(), minlength=256).double()
+        expected = bits.numel() / 256
+        assert ((counts - expected) ** 2 / expected).sum() < 255 + 6 * math.sqrt(2 * 255)
+
+    def z(x, y):
+        x, y = x - x.mean(), y - y.mean()
+        return float((x * y).sum() / (x.norm() * y.norm())) * math.sqrt(x.numel())
+
+    for lag in (z(u[1:], u[:-1]), z(u[:, :, 1:], u[:, :, :-1]), z(u[:, 1:], u[:, :-1]), z(u[1:, :, 1:], u[:-1, :, :-1])):
+        assert abs(lag) < 5
+    cols = u.reshape(t_steps, -1)
+    cols = (cols - cols.mean(0)) / cols.std(0)
+    zs = (cols.T @ cols / t_steps)[torch.triu_indices(cols.shape[1], cols.shape[1], 1).unbind()] * math.sqrt(t_steps)
+    assert float((zs ** 2).mean()) == pytest.approx(1.0, abs=0.05)
+    assert float(zs.abs().max()) < 6.5
+    s = (u.reshape(t_steps, -1) < 0.2).double()
+    joint = (s[:, :-1] * s[:, 1:]).mean(0)  # neighbouring columns fire together at p^2
+    assert float(joint.mean()) == pytest.approx(0.04, abs=0.002)
