@@ -19,8 +19,7 @@ reset. ``terminated`` and ``truncated`` stay apart: truncation bootstraps from V
 
 from __future__ import annotations
 
-import math
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 import torch

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from spikegym.training.config import load_config
-from spikegym.training.loop import SOLVED_AT, train
+from spikegym.training.loop import train
 
 ROOT = Path(__file__).resolve().parents[1]
 

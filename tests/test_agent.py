@@ -24,13 +24,7 @@ SMALL = ["brain.substeps=5", "encoder.fields=4", "brain.motor_size=6", "brain.cr
 PROJS = ("sensors->motor", "sensors->critic")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one torch thread is fastest and keeps other test modules' setting intact."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def cartpole_cfg(*overrides):

@@ -12,7 +12,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
 from spikegym.training import tags as T
 from spikegym.training.checkpoint import latest_checkpoint, load_checkpoint
@@ -21,12 +20,7 @@ from spikegym.training.cli import main
 CARTPOLE = Path(__file__).resolve().parents[1] / "configs" / "cartpole.yaml"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run_main(argv):

@@ -23,12 +23,7 @@ SMALL = ["env.num_agents=3", "brain.substeps=5", "encoder.fields=4", "brain.moto
          "run.progress=off"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_cfg(steps, *overrides):

@@ -31,12 +31,7 @@ CARTPOLE = ROOT / "configs" / "cartpole.yaml"
 SMALL = ["brain.substeps=6", "encoder.fields=5", "brain.motor_size=5", "brain.critic_size=7"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _agent(num_agents, *overrides, seed=0):

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from spikegym.training.config import Config, config_to_dict, save_resolved_config
+from spikegym.training.config import Config, atomic_write_text, config_to_dict, save_resolved_config
 
 __all__ = [
     "CHECKPOINTS",
@@ -119,7 +119,7 @@ def prepare_run_dir(
     if resume:
         info.setdefault("resumed", []).append(now)
     info.update(seed=cfg.run.seed, env_id=cfg.env.id, num_agents=cfg.env.num_agents, versions=_versions())
-    _atomic_write_text(info_path, json.dumps(info, indent=2) + "\n")
+    atomic_write_text(info_path, json.dumps(info, indent=2) + "\n")
     return path
 
 
@@ -186,17 +186,6 @@ def _fsync_write(path: Path, write) -> None:
         write(fh)
         fh.flush()
         os.fsync(fh.fileno())
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(

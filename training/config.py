@@ -865,7 +865,12 @@ def save_resolved_config(cfg: Config, path: str | Path) -> Path:
     """Write the resolved config as YAML (atomically: temp file then rename). Returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = "# spikegym resolved config: every setting, defaults included\n" + config_to_yaml(cfg)
+    atomic_write_text(path, "# spikegym resolved config: every setting, defaults included\n" + config_to_yaml(cfg))
+    return path
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to a temp file beside ``path``, then rename: readers never see half a file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -874,7 +879,6 @@ def save_resolved_config(cfg: Config, path: str | Path) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
 
 
 def config_reference(cls: type = Config) -> str:

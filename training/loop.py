@@ -10,8 +10,6 @@ checkpoints) is kept apart from the three lines that matter::
 from __future__ import annotations
 
 import json
-import math
-import os
 import random
 import shlex
 import sys
