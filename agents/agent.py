@@ -156,6 +156,8 @@ class Agent:
         Args:
             obs: ``[B, D]`` observation after the previous env step (a final observation if it ended).
             reward, terminated, truncated: ``[B]`` from the previous env step (zeros on the first call).
+            learn: False acts without changing any weight: no dopamine, no homeostasis or structural
+                plasticity, no novelty counts (evaluation). Fast state (neurons, traces, adaptation) moves.
         Returns:
             actions for the vector env: ``[B]`` ints (discrete) or ``[B, A]`` floats, as numpy.
         """
@@ -176,14 +178,14 @@ class Agent:
         sensors, ties = self._sense(probs, self.brain.step_count())
 
         # --- acting: K substeps of the brain; this decision's plasticity events wait for the dopamine
-        out = self.brain.run({"sensors": sensors}, defer=True)
+        out = self.brain.run({"sensors": sensors}, defer=True, plastic=learn)
         value = self.brain.last_prob["critic"].mean(dim=(0, 2))  # mean firing probability -> value range
         if self.value_high - self.value_low != 1.0:
             value.mul_(self.value_high - self.value_low)
         value.add_(self.value_low)
 
         # --- learning (the only one there is): dopamine about the previous decision
-        if self.novelty is not None:
+        if self.novelty is not None and learn:  # (an evaluation leaves the familiarity counts alone)
             intrinsic, novelty = self.novelty(probs)  # the noiseless pattern: same obs, same bucket
             intrinsic = intrinsic * _bonus_weight(global_step, self.cfg.novelty.decay_steps)
             delta = self._dopamine(r + intrinsic, value, term)
@@ -192,7 +194,7 @@ class Agent:
             delta = self._dopamine(r, value, term)
         learnable = self.state["learnable"]
         delta = torch.where(learnable, delta, 0.0)
-        gain = 1.0 + self.cfg.novelty.ach_gain * novelty if self.novelty is not None else None
+        gain = 1.0 + self.cfg.novelty.ach_gain * novelty if self.novelty is not None and learn else None
         if learn:
             self.brain.learn(delta, gain)
             if self.cfg.dopamine.mode == "baseline":

@@ -288,7 +288,8 @@ class Brain(nn.Module):
         return {k: v[0] for k, v in out.items()}
 
     @no_grad
-    def run(self, inputs: dict[str, Tensor], dopamine: Optional[Tensor] = None, *, defer: bool = False) -> dict[str, Tensor]:
+    def run(self, inputs: dict[str, Tensor], dopamine: Optional[Tensor] = None, *, defer: bool = False,
+            plastic: bool = True) -> dict[str, Tensor]:
         """Advance ``K`` substeps.
 
         Args:
@@ -297,6 +298,8 @@ class Brain(nn.Module):
             defer: keep this window's plasticity events pending until :meth:`commit`, so that a
                 dopamine signal about the *previous* decision (known only now, e.g. a TD error that
                 needs this state's value) can be applied first with :meth:`learn`. Needs ``dopamine=None``.
+            plastic: False freezes the slow processes that change weights or excitability without
+                dopamine (homeostasis, structural plasticity), e.g. for evaluation. Running rates still move.
         Returns:
             spikes ``[K, B, N]`` of every non-input population. Escape-noise firing probabilities are
             kept in ``self.last_prob[name]`` (``[K, B, N]``).
@@ -307,7 +310,7 @@ class Brain(nn.Module):
             if pop.model == "input" and name not in inputs:
                 raise ValueError(f"missing input population {name!r}")
         if dopamine is None and self._ff is not None:
-            return self._ff.run(self, inputs, defer)
+            return self._ff.run(self, inputs, defer, plastic)
 
         # Presynaptic efficacy of input projections (short-term plasticity acts per substep).
         efficacy = {}
@@ -408,9 +411,11 @@ class Brain(nn.Module):
                 window.fold()
         self.last_prob = probs
         self._update_rates(inputs, outs, k_steps)
-        self._homeostasis(k_steps)
+        if plastic:
+            self._homeostasis(k_steps)
         self.runs.add_(1)
-        self._structural()
+        if plastic:
+            self._structural()
         return outs
 
     def _vectorizable(self) -> bool:
@@ -818,7 +823,7 @@ class _FusedPlan:
 
     # ---------------------------------------------------------------- the window
 
-    def run(self, brain: "Brain", inputs: dict[str, Tensor], defer: bool) -> dict[str, Tensor]:
+    def run(self, brain: "Brain", inputs: dict[str, Tensor], defer: bool, plastic: bool = True) -> dict[str, Tensor]:
         s_in = inputs[self.pre]  # [K, B, P]
         k_steps, b = s_in.shape[0], s_in.shape[1]
         f = self.tensors(brain)
@@ -865,7 +870,8 @@ class _FusedPlan:
         brain._rt.last_prob = {name: prob_k[..., self.cols[name]] for name in self.posts}
         brain._update_rates(inputs, outs, k_steps, skip=self.cols)
         f["rate"].lerp_(spikes.mean(1), c["rate_w"])
-        brain._homeostasis(k_steps)
+        if plastic:
+            brain._homeostasis(k_steps)
         brain.runs.add_(1)
         return outs
 

@@ -326,3 +326,28 @@ def test_learns_the_identity_task_in_seconds(tmp_path):
     assert last > 0.8, f"rewarded action frequency at the end {last:.2f} (start {first:.2f})"
     assert min(np.mean(r[-20:]) for r in returns) / IdentityEnv.length > 0.7  # every agent learned
     assert result["episodes_per_agent"] == [len(r) for r in returns]
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def test_learn_false_changes_no_weight_and_no_excitability():
+    """Evaluation (learn=False) leaves every slow variable alone, even with homeostasis (threshold and
+    synaptic scaling) and structural plasticity on; the same steps with learn=True do change them."""
+    cfg = cartpole_cfg("brain.homeostasis.enabled=true", "brain.homeostasis.mode=both",
+                       "brain.structural.enabled=true", "brain.structural.every=5",
+                       "novelty.enabled=true")
+    slow = ("brain.w__", "brain.excite__", "brain.mask__", "novelty.")
+
+    def run(learn):
+        agent, world = make_agent(cfg, 2), Driver(2)
+        before = {k: v.clone() for k, v in agent.state_dict().items() if k.startswith(slow)}
+        for t in range(40):
+            a = agent.step(*world.inputs(), learn=learn, global_step=t)
+            world.step(a)
+        after = agent.state_dict()
+        return [k for k in before if not torch.equal(before[k], after[k])]
+
+    assert run(learn=False) == []
+    changed = run(learn=True)
+    assert any(k.startswith("brain.w__") for k in changed) and any(k.startswith("brain.excite__") for k in changed)
