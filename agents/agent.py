@@ -33,6 +33,7 @@ from spikegym.brains.synapses import TMParams
 
 from .decoders import continuous_action, discrete_action
 from .encoders import AdaptationParams, PopulationEncoder
+from .novelty import NoveltyDetector, ach_gain, bonus_weight, td_surprise
 
 _SENSOR_STREAM = 1 << 30
 _TIE_STREAM = (1 << 30) + 1
@@ -70,7 +71,7 @@ def build_brain(cfg, n_inputs: int, n_motor: int, *, batch: int, seed: int, devi
                    stp=stp, structural=structural, structural_every=s.every if structural else 1000,
                    density=b.structural.max_density if structural else 1.0),
         Projection("sensors", "critic", rule="critic", lr=p.critic_lr, trace_decay=p.critic_trace_decay ** (1.0 / k),
-                   critic_scale=p.critic_scale, w_min=None if w_bound is None else -w_bound, w_max=w_bound),
+                   w_init_std=b.w_init_std, critic_scale=p.critic_scale, w_min=None if w_bound is None else -w_bound, w_max=w_bound),
     ]
     if b.lateral_inhibition > 0:
         projections.append(Projection("motor", "motor", sign=-1.0, w_init_mean=b.lateral_inhibition))
@@ -131,11 +132,12 @@ class Agent:
         _lateral_mask(self.brain, n_groups)
         self.novelty = None
         if cfg.novelty.enabled:
-            from .novelty import NoveltyDetector
             n = cfg.novelty
+            habituation = AdaptationParams(n.habituation_steps, n.recovery_steps, n.habituation_strength, float("inf"))
             self.novelty = NoveltyDetector(self.encoder.n_out, num_agents, beta=n.beta, hash_bits=n.hash_bits,
                                            seed=seed, device=self.device,
-                                           mode={"hash": "simhash", "neurons": "neurons"}[n.mode])
+                                           mode={"hash": "simhash", "neurons": "neurons"}[n.mode],
+                                           n_neurons=n.neurons, active=n.active, adaptation=habituation)
         d = cfg.dopamine
         # V = value_low + (value_high - value_low) * mean critic firing probability
         fail = cfg.env.failure_reward
@@ -143,6 +145,8 @@ class Agent:
         self.value_high = d.value_high if d.value_high is not None else (max(fail, 0.0) if fail is not None else 1.0)
         z = lambda dtype=torch.float32: torch.zeros(num_agents, device=self.device, dtype=dtype)
         self.state = {"value_prev": z(), "learnable": z(torch.bool), "reward_mean": z(), "steps": torch.zeros((), dtype=torch.int64)}
+        if cfg.novelty.surprise_gain > 0:  # running means of |TD error| (recent, long-run) for td_surprise
+            self.state.update(td_fast=z(), td_slow=z())
         self.last: dict[str, Tensor] = {}
         self._noise = CounterNoise()  # cached hash words of the sensor and tie-break streams
         self._scratch: dict = {}
@@ -187,14 +191,18 @@ class Agent:
         # --- learning (the only one there is): dopamine about the previous decision
         if self.novelty is not None and learn:  # (an evaluation leaves the familiarity counts alone)
             intrinsic, novelty = self.novelty(probs)  # the noiseless pattern: same obs, same bucket
-            intrinsic = intrinsic * _bonus_weight(global_step, self.cfg.novelty.decay_steps)
+            intrinsic = intrinsic * bonus_weight(global_step, self.cfg.novelty.decay_steps)
             delta = self._dopamine(r + intrinsic, value, term)
         else:
             intrinsic = novelty = torch.zeros_like(r)  # (r + 0 == r)
             delta = self._dopamine(r, value, term)
         learnable = self.state["learnable"]
         delta = torch.where(learnable, delta, 0.0)
-        gain = 1.0 + self.cfg.novelty.ach_gain * novelty if self.novelty is not None and learn else None
+        gain = ach_gain(novelty, self.cfg.novelty.ach_gain) if self.novelty is not None and learn else None
+        surprise = None
+        if "td_fast" in self.state and learn:
+            surprise = self._td_surprise(delta.abs(), learnable)
+            gain = (1.0 if gain is None else gain) + self.cfg.novelty.surprise_gain * surprise
         if learn:
             self.brain.learn(delta, gain)
             if self.cfg.dopamine.mode == "baseline":
@@ -217,7 +225,10 @@ class Agent:
         else:
             action = continuous_action(motor, self.act_low, self.act_high, gain=self.cfg.brain.action_gain)
         self.last = {"delta": delta, "value": value, "intrinsic": intrinsic, "novelty": novelty, "extrinsic": r,
-                     "learnable": learnable, "motor": motor, "sensors": sensors}
+                     "learnable": learnable, "motor": motor, "sensors": sensors,
+                     "ach_gain": torch.ones_like(r) if gain is None else gain}
+        if surprise is not None:
+            self.last["surprise"] = surprise
         return action.numpy() if action.device.type == "cpu" else action.cpu().numpy()
 
     def _sense(self, probs: Tensor, counter: int) -> tuple[Tensor, Optional[Tensor]]:
@@ -243,6 +254,16 @@ class Agent:
         torch.lt(a[..., :n], bernoulli_threshold(probs), out=spikes)
         ties = a[0, :, n:].mul(UNIT).add_(0.5) if g else None  # = to_uniform of the tie stream's words
         return spikes, ties
+
+    def _td_surprise(self, abs_delta: Tensor, learnable: Tensor) -> Tensor:
+        """TD surprise ``[B]`` (the world changed: errors outgrow their habit); it raises the acetylcholine gain."""
+        n = self.cfg.novelty
+        surprise, fast, slow = td_surprise(abs_delta, self.state["td_fast"], self.state["td_slow"],
+                                           fast_steps=n.surprise_fast_steps, slow_steps=n.surprise_slow_steps)
+        # reset steps carry no TD error: they move neither mean
+        self.state["td_fast"] = torch.where(learnable, fast, self.state["td_fast"])
+        self.state["td_slow"] = torch.where(learnable, slow, self.state["td_slow"])
+        return surprise
 
     def _internal_reward(self, reward: Tensor, term: Tensor) -> Tensor:
         env = self.cfg.env
@@ -302,8 +323,3 @@ def _tensor(a: np.ndarray, device: torch.device) -> Tensor:
     t = torch.from_numpy(a if a.flags.writeable else a.copy())
     return t if device.type == "cpu" else t.to(device)
 
-
-def _bonus_weight(step: int, decay_steps: Optional[int]) -> float:
-    if decay_steps is None:
-        return 1.0
-    return max(0.0, 1.0 - step / decay_steps)

@@ -21,8 +21,11 @@ and running on the brain's device under ``torch.no_grad()``:
   :func:`spikegym.agents.encoders.adaptation_step` and recovers slowly. ``novelty`` is the mean
   response of the tagged units relative to their drive, in ``(0, 1]``.
 
-Plus :func:`ach_gain`, an acetylcholine-like plasticity gain ``1 + g * novelty``, and
-:func:`bonus_weight`, a linear decay schedule for the intrinsic reward's weight.
+Plus :func:`ach_gain`, an acetylcholine-like plasticity gain ``1 + g * novelty``;
+:func:`td_surprise`, a second source for that gain: the TD error's recent size against its long-run
+size, which jumps when the world changes under the agent (Yu & Dayan 2005: acetylcholine and
+norepinephrine report expected and unexpected uncertainty); and :func:`bonus_weight`, a linear decay
+schedule for the intrinsic reward's weight.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ __all__ = [
     "novelty_neurons_step",
     "NoveltyDetector",
     "ach_gain",
+    "td_surprise",
     "bonus_weight",
 ]
 
@@ -350,6 +354,28 @@ def ach_gain(novelty: Tensor, gain_per_novelty: float) -> Tensor:
     [1.0, 2.0, 3.0]
     """
     return 1.0 + gain_per_novelty * novelty
+
+
+def td_surprise(abs_delta: Tensor, fast: Tensor, slow: Tensor, *, fast_steps: float, slow_steps: float,
+                max_surprise: float = 4.0) -> tuple[Tensor, Tensor, Tensor]:
+    """Surprise ``[B]`` in ``[0, max_surprise]``: how far the recent ``|TD error|`` exceeds its long-run mean.
+
+    ``fast`` and ``slow`` ``[B]`` are running means of ``|delta|`` over about ``fast_steps`` and
+    ``slow_steps`` decisions; ``surprise = clamp(fast / slow - 1, 0, max_surprise)``. A settled agent
+    (fast = slow) is not surprised; when the world changes, TD errors grow faster than the slow mean
+    follows, and surprise rises until the agent has learned again. Where ``slow`` is still 0 (no
+    history), both means start at ``abs_delta``: surprise 0.
+    Returns ``(surprise, fast, slow)`` with the means updated by ``abs_delta [B]``.
+
+    >>> s, f, m = td_surprise(torch.tensor([3.0, 1.0]), torch.ones(2), torch.ones(2), fast_steps=2, slow_steps=1e9)
+    >>> f.tolist(), s.tolist()       # the fast mean moves half-way to 3; the slow one stays at 1
+    ([2.0, 1.0], [1.0, 0.0])
+    """
+    fresh = slow == 0  # no history yet: both means start at the first error (no surprise at birth)
+    fast = torch.where(fresh, abs_delta, torch.lerp(fast, abs_delta, 1.0 / fast_steps))
+    slow = torch.where(fresh, abs_delta, torch.lerp(slow, abs_delta, 1.0 / slow_steps))
+    ratio = torch.where(slow > 0, fast / slow.clamp_min(1e-12), torch.ones_like(fast))
+    return (ratio - 1.0).clamp_(0.0, max_surprise), fast, slow
 
 
 def bonus_weight(step: int, decay_steps: int | None) -> float:

@@ -23,6 +23,7 @@ from spikegym.agents.novelty import (
     novelty_step,
     simhash_bucket,
     simhash_params,
+    td_surprise,
 )
 
 BETA = 0.3
@@ -285,3 +286,76 @@ def test_training_logs_intrinsic_extrinsic_and_gain(tmp_path):
     signal = [e.value for e in acc.Scalars(T.NOVELTY_SIGNAL)]
     assert gain == pytest.approx([1 + 1.5 * s for s in signal], rel=1e-5)
     assert all(0 < s <= 1 for s in signal)
+
+
+# ---- TD surprise: the acetylcholine gain rises when the world changes -------------------------
+
+
+def test_td_surprise_follows_the_two_running_means():
+    """Analytic: after a step of |delta| from 1 to 3 at t = 0, fast = 3 - 2 (1 - 1/F)^t and
+    slow = 3 - 2 (1 - 1/S)^t, surprise = fast / slow - 1 (clipped); agents are independent."""
+    F, S = 10.0, 1000.0
+    fast, slow = torch.zeros(2), torch.zeros(2)
+    s, fast, slow = td_surprise(torch.tensor([1.0, 1.0]), fast, slow, fast_steps=F, slow_steps=S)
+    assert s.tolist() == [0.0, 0.0] and fast.tolist() == [1.0, 1.0] == slow.tolist()  # no surprise at birth
+    for t in range(1, 60):
+        s, fast, slow = td_surprise(torch.tensor([3.0, 1.0]), fast, slow, fast_steps=F, slow_steps=S)
+        f_expect, s_expect = 3 - 2 * (1 - 1 / F) ** t, 3 - 2 * (1 - 1 / S) ** t
+        assert fast[0].item() == pytest.approx(f_expect, rel=1e-5)
+        assert slow[0].item() == pytest.approx(s_expect, rel=1e-5)
+        assert s[0].item() == pytest.approx(min(4.0, f_expect / s_expect - 1), rel=1e-4)
+        assert s[1].item() == 0.0  # the settled agent beside it stays calm
+    assert s[0].item() > 0.9
+    # once the slow mean has caught up, surprise fades again
+    for _ in range(20_000):
+        s, fast, slow = td_surprise(torch.tensor([3.0, 1.0]), fast, slow, fast_steps=F, slow_steps=S)
+    assert s[0].item() < 1e-3
+
+
+def test_agent_surprise_gain_scales_learning():
+    """With novelty.surprise_gain g the gain passed to the brain is 1 + g * surprise, where surprise
+    comes from the agent's own TD errors; with the bonus off, intrinsic reward stays 0."""
+    import gymnasium as gym
+
+    from spikegym.agents.agent import Agent
+    from spikegym.training.config import load_config
+
+    cfg = load_config(None, ["env.id=MountainCar-v0", "brain.motor_size=4", "brain.critic_size=4",
+                             "brain.substeps=5", "encoder.fields=7", "novelty.surprise_gain=2.0",
+                             "novelty.surprise_fast_steps=3", "novelty.surprise_slow_steps=500"])
+    agent = Agent(cfg, np.array([-1.2, -0.07]), np.array([0.6, 0.07]), gym.spaces.Discrete(3), num_agents=2, seed=0)
+    gains = []
+    learn = agent.brain.learn
+    agent.brain.learn = lambda d, gain=None: (gains.append(gain.clone()), learn(d, gain))
+    obs, f = _obs_stream(40, seed=3), np.zeros(2, bool)
+    fast, slow = torch.zeros(2), torch.zeros(2)
+    for t in range(40):
+        reward = np.array([-1.0, -50.0 if t >= 20 else -1.0])  # agent 1's world turns harsh at t = 20
+        agent.step(np.stack([obs[t], obs[t]]), reward, f, f)
+        d = agent.last["delta"]
+        learnable = agent.last["learnable"]
+        s, f2, s2 = td_surprise(d.abs(), fast, slow, fast_steps=3, slow_steps=500)
+        fast, slow = torch.where(learnable, f2, fast), torch.where(learnable, s2, slow)
+        torch.testing.assert_close(agent.last["surprise"], s)
+        torch.testing.assert_close(gains[-1], 1.0 + 2.0 * s)
+        assert agent.last["intrinsic"].abs().max() == 0
+    assert agent.last["surprise"][1] > 1.0 > agent.last["surprise"][0]
+
+
+def test_novelty_neuron_settings_reach_the_detector():
+    import gymnasium as gym
+
+    from spikegym.agents.agent import Agent
+    from spikegym.training.config import load_config
+
+    cfg = load_config(None, ["env.id=MountainCar-v0", "brain.substeps=5", "encoder.fields=7", "novelty.enabled=true",
+                             "novelty.mode=neurons", "novelty.neurons=64", "novelty.active=4",
+                             "novelty.habituation_steps=3", "novelty.recovery_steps=500", "novelty.habituation_strength=4"])
+    agent = Agent(cfg, np.array([-1.2, -0.07]), np.array([0.6, 0.07]), gym.spaces.Discrete(3), num_agents=1, seed=0)
+    det = agent.novelty
+    assert det.projection.shape[1] == 64 and det.active == 4
+    assert (det.adaptation.tau_adapt, det.adaptation.tau_recover, det.adaptation.strength) == (3.0, 500.0, 4.0)
+    # a pattern seen over and over habituates towards 1 / (1 + strength)
+    x = torch.rand(1, agent.encoder.n_out, generator=torch.Generator().manual_seed(0))
+    novelty = [det(x)[1].item() for _ in range(60)]
+    assert novelty[0] == pytest.approx(1.0) and novelty[-1] == pytest.approx(1 / 5, abs=0.02)

@@ -256,7 +256,7 @@ class BrainConfig:
     slope: float = setting(1.0, "escape-noise sigmoid slope", gt=0.0)
     motor_bias: float = setting(0.0, "bias current of motor neurons")
     critic_bias: float = setting(0.0, "bias current of critic neurons")
-    w_init_std: float = setting(0.0, "std of the initial weights (0: all start at zero)", min=0.0)
+    w_init_std: float = setting(0.0, "std of the initial sensor->motor and sensor->critic weights (0: all start at zero)", min=0.0)
     tau_mem: float = setting(20.0, "membrane time constant (lif/alif), ms", gt=0.0)
     tau_ref: float = setting(2.0, "refractory period (lif/alif), ms", min=0.0)
     v_th: float = setting(1.0, "firing threshold (lif/alif)", gt=0.0)
@@ -321,6 +321,21 @@ class NoveltyConfig:
     decay_steps: Optional[int] = setting(None, "bonus weight decays linearly to 0 over this many steps (null: never)", min=1)
     ach_gain: float = setting(0.0, "acetylcholine: plasticity gain per unit of novelty", min=0.0)
     mode: Literal["hash", "neurons"] = setting("hash", "hash counts or habituating novelty neurons")
+    neurons: int = setting(256, "mode neurons: novelty neurons (random projection of the input pattern)", min=1)
+    active: int = setting(8, "mode neurons: most-driven novelty neurons that tag one pattern", min=1)
+    habituation_steps: float = setting(2.0, "mode neurons: env steps for a tag to habituate to a repeated pattern", gt=0.0)
+    recovery_steps: float = setting(10_000.0, "mode neurons: env steps for a habituated tag to recover", gt=0.0)
+    habituation_strength: float = setting(9.0, "mode neurons: a familiar pattern's novelty is 1 / (1 + strength)", min=0.0)
+    surprise_gain: float = setting(0.0, "acetylcholine: plasticity gain per unit of TD surprise (recent |TD error| / its long-run mean - 1); works with enabled: false", min=0.0)
+    surprise_fast_steps: float = setting(200.0, "decisions in the recent |TD error| mean", min=1.0)
+    surprise_slow_steps: float = setting(20_000.0, "decisions in the long-run |TD error| mean", min=1.0)
+
+    def cross_check(self) -> list[tuple[str, str]]:
+        if self.active > self.neurons:
+            return [("active", f"must be at most 'neurons' ({self.neurons})")]
+        if self.surprise_fast_steps >= self.surprise_slow_steps:
+            return [("surprise_slow_steps", "must be greater than 'surprise_fast_steps'")]
+        return []
 
 
 @dataclass

@@ -671,7 +671,8 @@ class ContinualTracker:
     def update(self, step: int, info: Mapping, agent=None) -> None:
         """Read one vector-env step's ``info`` (``step`` = env steps done, as ``EpisodeStats.update``).
 
-        ``agent`` (optional): its novelty signal ``agent.last["novelty"]`` is averaged around switches.
+        ``agent`` (optional): its novelty signal ``agent.last["novelty"]`` is averaged around switches
+        (without a novelty detector but with TD surprise on, its acetylcholine gain ``last["ach_gain"]``).
         """
         self.step = int(step)
         labels = self.current.copy()
@@ -687,8 +688,11 @@ class ContinualTracker:
                 self.ep_returns[b].append(float(ep["r"][b]))
                 self.ep_labels[b].append(int(labels[b]))
         novelty = None
-        if agent is not None and getattr(agent, "novelty", None) is not None and getattr(agent, "last", None):
-            novelty = _np(agent.last["novelty"]).reshape(-1)
+        last = getattr(agent, "last", None)
+        if last and getattr(agent, "novelty", None) is not None:
+            novelty = _np(last["novelty"]).reshape(-1)
+        elif last and "surprise" in last:  # TD surprise without a detector: follow the gain it drives
+            novelty = _np(last["ach_gain"]).reshape(-1)
         for b in np.flatnonzero(labels != self.current):  # these agents' worlds changed at this (reset) step
             self._close_surprise(b)
             self.current[b] = labels[b]

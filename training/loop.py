@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from spikegym.agents.agent import Agent
-from spikegym.agents.novelty import ach_gain, bonus_weight
+from spikegym.agents.novelty import bonus_weight
 from spikegym.envs import make_env, make_vector_env, obs_bounds, reset_seeds
 from spikegym.envs.state import get_env_state, set_env_state
 from spikegym.training import tags as T
@@ -220,7 +220,10 @@ def _log(writer, agent: Agent, stats, step: int, fps: float, log_every: int) -> 
             writer.add_scalar(T.NOVELTY_NEW_FRACTION, (novelty >= 1.0).float().mean().item(), step)
             if agent.novelty.mode == "simhash":
                 writer.add_scalar(T.NOVELTY_OCCUPIED_BUCKETS, (agent.novelty.counts > 0).sum(-1).float().mean().item(), step)
-            writer.add_scalar(T.PLASTICITY_ACH_GAIN, ach_gain(novelty, n_cfg.ach_gain).mean().item(), step)
+        if agent.novelty is not None or "surprise" in last:
+            writer.add_scalar(T.PLASTICITY_ACH_GAIN, last["ach_gain"].mean().item(), step)
+        if "surprise" in last:
+            writer.add_scalar(T.NOVELTY_SURPRISE, last["surprise"].mean().item(), step)
         if agent.encoder.adaptation is not None:
             writer.add_scalar(T.NOVELTY_ADAPTATION, agent.encoder.adaptation_level().mean().item(), step)
     if last and step % (10 * log_every) == 0:

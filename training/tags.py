@@ -90,6 +90,7 @@ NOVELTY_WEIGHT = "novelty/weight"  # bonus weight after decay_steps annealing
 NOVELTY_ADAPTATION = "novelty/sensory_adaptation"  # mean adaptation level of the input neurons
 NOVELTY_NEW_FRACTION = "novelty/new_fraction"  # steps whose pattern was never seen before
 NOVELTY_OCCUPIED_BUCKETS = "novelty/occupied_buckets"  # hash buckets visited, mean over agents
+NOVELTY_SURPRISE = "novelty/td_surprise"  # recent |TD error| / its long-run mean - 1, clipped: raises the ACh gain
 
 # -- task schedules (a world that changes mid-life) ---------------------------------------------
 TASK_INDEX = "task/index"  # which task of the schedule is live (0, 1, ... by first appearance of its name)
