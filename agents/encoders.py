@@ -34,6 +34,7 @@ from spikegym.brains.network import no_grad
 __all__ = [
     "UNBOUNDED_AT",
     "gaussian_fields",
+    "pair_fields",
     "RunningNormState",
     "running_norm_init",
     "running_norm_update",
@@ -87,6 +88,29 @@ def gaussian_fields(obs: Tensor, low: Tensor, high: Tensor, fields: int) -> Tens
     centres = low[:, None] + spacing[:, None] * j  # [D, F]
     u = (x[:, :, None] - centres) / spacing[:, None]  # [B, D, F]
     return torch.exp(-0.5 * u * u).reshape(obs.shape[0], -1)
+
+
+def pair_fields(obs: Tensor, low: Tensor, high: Tensor, fields: int, pairs: Tensor) -> Tensor:
+    """Conjunctive 2-D Gaussian fields over pairs of observation dimensions.
+
+    Field ``(a, c)`` of pair ``(i, j)`` is ``phi_{i,a} * phi_{j,c}`` with the 1-D fields of
+    :func:`gaussian_fields` (``fields`` per dimension): a bump over a grid of the ``(x_i, x_j)`` plane,
+    so a linear readout can answer a conjunction ("moving left while leaning right") that a sum of
+    1-D codes cannot.
+
+    Args:
+        obs: ``[B, D]``; low, high: ``[D]``; pairs: ``[P, 2]`` long dimension indices.
+    Returns:
+        ``[B, P * fields * fields]``, pair-major, then ``a`` (first dimension), then ``c``.
+
+    >>> phi = pair_fields(torch.tensor([[0.0, 1.0]]), torch.tensor([-1.0, -1.0]), torch.tensor([1.0, 1.0]),
+    ...                   3, torch.tensor([[0, 1]]))
+    >>> [round(v, 4) for v in phi[0].tolist()]   # x0 = 0 (fields .61 1 .61) times x1 = 1 (fields .14 .61 1)
+    [0.0821, 0.3679, 0.6065, 0.1353, 0.6065, 1.0, 0.0821, 0.3679, 0.6065]
+    """
+    g = gaussian_fields(obs, low, high, fields).view(obs.shape[0], -1, fields)  # [B, D, F]
+    first, second = g[:, pairs[:, 0]], g[:, pairs[:, 1]]  # [B, P, F]
+    return (first[:, :, :, None] * second[:, :, None, :]).reshape(obs.shape[0], -1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -281,9 +305,11 @@ def adaptation_step(
 class PopulationEncoder(torch.nn.Module):
     """Observations ``[B, D]`` -> Bernoulli input spikes ``[K, B, N_in]`` for ``K`` substeps.
 
-    Layout of the ``N_in = D * fields * neurons_per_field + bias_neurons`` inputs: neuron
-    ``(d * fields + j) * neurons_per_field + c`` is copy ``c`` of field ``j`` of dimension ``d``; the
-    last ``bias_neurons`` are always on. The spike probability per substep is
+    Layout of the ``N_in = (D * fields + P * pair_fields**2) * neurons_per_field + bias_neurons``
+    inputs: neuron ``(d * fields + j) * neurons_per_field + c`` is copy ``c`` of field ``j`` of
+    dimension ``d``; then come the conjunctive fields of the ``P`` ``pairs`` (:func:`pair_fields`,
+    ``pair_fields`` per dimension), ``neurons_per_field`` copies each; the last ``bias_neurons``
+    are always on. The spike probability per substep is
     ``max_prob * phi * gain`` (bias: ``max_prob``), where ``phi`` is :func:`gaussian_fields` and
     ``gain`` the sensory adaptation of each field (1 exactly when ``adaptation`` is None).
 
@@ -318,6 +344,8 @@ class PopulationEncoder(torch.nn.Module):
         adaptation: AdaptationParams | None = None,
         dt_ms: float = 1.0,
         running_max_count: int | None = None,
+        pairs=(),
+        pair_fields: int = 7,
         device="cpu",
     ):
         super().__init__()
@@ -344,6 +372,11 @@ class PopulationEncoder(torch.nn.Module):
         bad = ~norm & ~(high > low)
         if bad.any():
             raise ValueError(f"obs_high must exceed obs_low; dimensions {np.flatnonzero(bad).tolist()} do not")
+        pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        if pairs.size and (pairs.min() < 0 or pairs.max() >= low.size or (pairs[:, 0] == pairs[:, 1]).any()):
+            raise ValueError(f"pairs must name two different observation dimensions in [0, {low.size}), got {pairs.tolist()}")
+        if pairs.size and pair_fields < 2:
+            raise ValueError(f"pair_fields must be >= 2, got {pair_fields}")
         field_low = np.where(norm, -running_clip, low)
         field_high = np.where(norm, running_clip, high)
 
@@ -359,12 +392,14 @@ class PopulationEncoder(torch.nn.Module):
         self.running_max_count = running_max_count
         self.adaptation = adaptation
         self.dt_ms = float(dt_ms)
-        self.n_fields = self.obs_dim * self.fields
+        self.pair_fields = int(pair_fields)
+        self.n_fields = self.obs_dim * self.fields + len(pairs) * self.pair_fields ** 2
 
         f32 = dict(dtype=torch.float32, device=device)
         self.register_buffer("field_low", torch.tensor(field_low, **f32))
         self.register_buffer("field_high", torch.tensor(field_high, **f32))
         self.register_buffer("norm_mask", torch.tensor(norm, dtype=torch.bool, device=device))
+        self.register_buffer("pairs", torch.tensor(pairs, dtype=torch.long, device=device).view(-1, 2))
         rn = running_norm_init(self.obs_dim, self.num_agents, device=device)
         self.register_buffer("rn_count", rn.count)
         self.register_buffer("rn_mean", rn.mean)
@@ -422,7 +457,7 @@ class PopulationEncoder(torch.nn.Module):
             update_stats: add ``obs`` to the running statistics (normalised dimensions only matter).
         """
         obs = self._as_obs(obs)
-        if self.adaptation is None and self._fixed_ranges:
+        if self.adaptation is None and self._fixed_ranges and not len(self.pairs):
             return self._bounds_code(obs)
         if sensitize is not None:
             sensitize = torch.as_tensor(sensitize, dtype=torch.bool, device=self.device)
@@ -435,6 +470,8 @@ class PopulationEncoder(torch.nn.Module):
             z = running_norm_apply(state, obs, self.running_clip)
             x = torch.where(self.norm_mask, z, obs)
         phi = gaussian_fields(x, self.field_low, self.field_high, self.fields)  # [B, D*F]
+        if len(self.pairs):
+            phi = torch.cat([phi, pair_fields(x, self.field_low, self.field_high, self.pair_fields, self.pairs)], dim=1)
         if self.adaptation is None:
             p = self.max_prob * phi
         else:

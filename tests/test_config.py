@@ -178,6 +178,10 @@ def test_cross_field_check(tmp_path):
     path = write(tmp_path, "run:\n  device: gpu\n")
     assert "'run.device' is not a torch device" in str(error_of(path))
     assert load_config(None, ["run.device=cuda:1"]).run.device == "cuda:1"
+    path = write(tmp_path, "encoder:\n  pairs: [[0, 2], [1, 1]]\n")
+    assert str(error_of(path)).startswith(f"{path}:2: 'encoder.pairs' must be pairs of two different")
+    path = write(tmp_path, "novelty:\n  neurons: 16\n  active: 32\n")
+    assert str(error_of(path)) == f"{path}:3: 'novelty.active' must be at most 'neurons' (16)"
 
 
 def test_duplicate_key(tmp_path):

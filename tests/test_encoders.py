@@ -15,6 +15,7 @@ from spikegym.agents.encoders import (
     adaptation_init,
     adaptation_step,
     gaussian_fields,
+    pair_fields,
     running_norm_apply,
     running_norm_init,
     running_norm_update,
@@ -370,3 +371,45 @@ def test_config_defaults_through_the_agent_give_the_aplysia_curves():
     probe = enc.probabilities(touch, K=K, sensitize=torch.tensor([True, False]))[:, col]
     assert probe[0].item() >= 0.8 * first[0].item()  # the sensitized agent responds again at once
     assert probe[1].item() <= 0.5 * first[1].item()  # its neighbour stays habituated
+
+
+# ---- conjunctive 2-D fields ------------------------------------------------------------------
+
+
+def test_pair_fields_are_products_of_the_1d_fields_and_peak_at_the_grid_point():
+    low, high = torch.tensor([-1.0, -2.0, 0.0]), torch.tensor([1.0, 2.0, 3.0])
+    obs = torch.tensor([[0.5, -2.0, 1.5], [-1.0, 1.0, 3.0]])
+    pairs = torch.tensor([[0, 2], [1, 0]])
+    phi = pair_fields(obs, low, high, 5, pairs).view(2, 2, 5, 5)
+    g = gaussian_fields(obs, low, high, 5).view(2, 3, 5)
+    for k, (i, j) in enumerate(pairs.tolist()):
+        for a in range(5):
+            for c in range(5):
+                assert phi[:, k, a, c].tolist() == pytest.approx((g[:, i, a] * g[:, j, c]).tolist())
+    # obs 1 of agent 0 sits on centre 0 of dim 1, and obs 0 = 0.5 on centre 3 of dim 0 (-1, -.5, 0, .5, 1)
+    assert phi[0, 1, 0, 3].item() == pytest.approx(1.0)
+    assert phi[0, 1].max().item() == phi[0, 1, 0, 3].item()
+
+
+def test_encoder_with_pairs_appends_the_grids_and_adapts_them():
+    enc = PopulationEncoder(LOW, HIGH, 2, fields=5, neurons_per_field=2, bias_neurons=1, pairs=[[0, 1], [2, 0]],
+                            pair_fields=4)
+    assert enc.n_out == (3 * 5 + 2 * 16) * 2 + 1
+    obs = obs_stream(1, 2, 3)[0]
+    p = enc.probabilities(obs, K=20)
+    one_d = gaussian_fields(obs, enc.field_low, enc.field_high, 5)
+    two_d = pair_fields(obs, enc.field_low, enc.field_high, 4, torch.tensor([[0, 1], [2, 0]]))
+    expected = torch.cat([enc.max_prob * torch.cat([one_d, two_d], 1).repeat_interleave(2, 1),
+                          torch.full((2, 1), enc.max_prob)], 1)
+    torch.testing.assert_close(p, expected)
+    with pytest.raises(ValueError, match="pairs"):
+        PopulationEncoder(LOW, HIGH, 2, fields=5, pairs=[[0, 3]])
+    # adaptation covers the conjunctive fields too: a constant input habituates every field
+    enc = PopulationEncoder(LOW, HIGH, 1, fields=5, neurons_per_field=1, bias_neurons=0, pairs=[[0, 1]], pair_fields=4,
+                            adaptation=HAB)
+    x = torch.tensor([[0.3, -0.2, 1.0]])
+    first = enc.probabilities(x, K=20)
+    for _ in range(20):
+        last = enc.probabilities(x, K=20)
+    strong = first[0, 15:] > 0.5 * enc.max_prob  # the grid fields near the input (weak ones adapt less)
+    assert strong.sum() >= 2 and (last[0, 15:][strong] < 0.5 * first[0, 15:][strong]).all()

@@ -192,6 +192,8 @@ class EncoderConfig:
         "auto", "coding range: space (observation-space bounds), running (running mean/std), fixed (low/high); auto picks"
     )
     running_clip: float = setting(3.0, "running normalisation covers mean +- running_clip std", gt=0.0)
+    pairs: list[list[int]] = setting([], "conjunctive 2-D fields over these pairs of observation dimensions, e.g. [[0, 2], [1, 2]]")
+    pair_fields: int = setting(7, "fields per dimension of each 2-D grid (pair_fields**2 fields per pair)", min=2)
     adaptation: AdaptationConfig = section(AdaptationConfig, "sensory adaptation (habituation / sensitization)")
 
     def cross_check(self) -> list[tuple[str, str]]:
@@ -201,6 +203,8 @@ class EncoderConfig:
                 problems.append(("high", f"has {len(self.high)} values but 'low' has {len(self.low)}"))
             elif any(lo >= hi for lo, hi in zip(self.low, self.high)):
                 problems.append(("high", "must be greater than 'low' in every dimension"))
+        if any(len(p) != 2 or p[0] == p[1] or min(p) < 0 for p in self.pairs):
+            problems.append(("pairs", "must be pairs of two different dimension indices >= 0, e.g. [[0, 2]]"))
         if self.normalize == "fixed" and (self.low is None or self.high is None):
             problems.append(("normalize", "'fixed' needs both 'low' and 'high'"))
         return problems
