@@ -319,6 +319,13 @@ def main(argv=None) -> int:
         print("  forward transfer (first visit vs from scratch): "
               + (", ".join(f"{t} {_fmt(v)}" for t, v in ft.items()) or "none (every task was met first)"))
         bench["spiking"]["forward_transfer"] = ft
+        from torch.utils.tensorboard import SummaryWriter
+
+        from spikegym.training import tags as T
+        with SummaryWriter(str(res["run_dir"])) as writer:  # beside the run's own continual/ curves
+            for t, v in ft.items():
+                if v is not None:
+                    writer.add_scalar(T.tag(T.CONTINUAL_FORWARD_TRANSFER, task=t), v, steps)
 
     if args.baseline == "ppo":
         print(f"PPO (Stable-Baselines3, rl-zoo hyperparameters) on the same schedule, {steps} transitions per seed:")

@@ -42,3 +42,20 @@ def test_tiny_run_prints_the_summary_line(bench, tmp_path, capsys):
     saved = json.loads((tmp_path / "benchmark.json").read_text())
     assert saved["steps"] == 400 and saved["spiking"]["switches"] == 12
     assert (tmp_path / "continual.json").is_file()
+
+
+def test_scratch_runs_give_forward_transfer_in_json_and_tensorboard(bench, tmp_path, capsys):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    small = ["brain.substeps=4", "brain.motor_size=4", "brain.critic_size=4", "encoder.fields=4", "run.log_every=50"]
+    bench.main(["--config", str(ROOT / "configs" / "continual" / "cartpole_cycle.yaml"), "--agents", "2",
+                "--scale", "0.002", "--steps", "300", "--threads", "1", "--run-dir", str(tmp_path), "--scratch",
+                "--set", *small])
+    out = capsys.readouterr().out
+    assert "forward transfer (first visit vs from scratch):" in out
+    ft = json.loads((tmp_path / "benchmark.json").read_text())["spiking"]["forward_transfer"]
+    assert list(ft) == ["B"] and ft["B"] is not None and -1.0 <= ft["B"] <= 1.0  # the one task met after the first phase
+    acc = EventAccumulator(str(tmp_path))
+    acc.Reload()
+    [point] = acc.Scalars("continual/forward_transfer/B")
+    assert point.step == 300 and point.value == pytest.approx(ft["B"])
