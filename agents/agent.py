@@ -227,7 +227,7 @@ class Agent:
             action = continuous_action(motor, self.act_low, self.act_high, gain=self.cfg.brain.action_gain)
         self.last = {"delta": delta, "value": value, "intrinsic": intrinsic, "novelty": novelty, "extrinsic": r,
                      "learnable": learnable, "motor": motor, "sensors": sensors,
-                     "ach_gain": torch.ones_like(r) if gain is None else gain}
+                     "ach_gain": gain}  # None: no acetylcholine gain (1 everywhere)
         if surprise is not None:
             self.last["surprise"] = surprise
         return action.numpy() if action.device.type == "cpu" else action.cpu().numpy()

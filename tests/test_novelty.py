@@ -359,3 +359,24 @@ def test_novelty_neuron_settings_reach_the_detector():
     x = torch.rand(1, agent.encoder.n_out, generator=torch.Generator().manual_seed(0))
     novelty = [det(x)[1].item() for _ in range(60)]
     assert novelty[0] == pytest.approx(1.0) and novelty[-1] == pytest.approx(1 / 5, abs=0.02)
+
+
+def test_training_logs_td_surprise_and_the_gain_it_drives(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from spikegym.training import tags as T
+    from spikegym.training.config import load_config
+    from spikegym.training.loop import train
+
+    cfg = load_config(None, ["env.id=CartPole-v1", "env.num_agents=2", "brain.motor_size=4", "brain.critic_size=4",
+                             "brain.substeps=5", "encoder.fields=5", "novelty.surprise_gain=0.5",
+                             "novelty.surprise_fast_steps=5", "novelty.surprise_slow_steps=100",
+                             "run.steps=150", "run.log_every=50", "run.checkpoint_every=1000", "run.progress=off",
+                             f"run.run_dir={tmp_path}"])
+    train(cfg)
+    acc = EventAccumulator(str(tmp_path))
+    acc.Reload()
+    surprise = [e.value for e in acc.Scalars(T.NOVELTY_SURPRISE)]
+    gain = [e.value for e in acc.Scalars(T.PLASTICITY_ACH_GAIN)]
+    assert len(surprise) == 3 and gain == pytest.approx([1 + 0.5 * s for s in surprise], rel=1e-5)
+    assert T.NOVELTY_SIGNAL not in acc.Tags()["scalars"]  # no detector, no bonus

@@ -220,7 +220,7 @@ def _log(writer, agent: Agent, stats, step: int, fps: float, log_every: int) -> 
             writer.add_scalar(T.NOVELTY_NEW_FRACTION, (novelty >= 1.0).float().mean().item(), step)
             if agent.novelty.mode == "simhash":
                 writer.add_scalar(T.NOVELTY_OCCUPIED_BUCKETS, (agent.novelty.counts > 0).sum(-1).float().mean().item(), step)
-        if agent.novelty is not None or "surprise" in last:
+        if last.get("ach_gain") is not None:
             writer.add_scalar(T.PLASTICITY_ACH_GAIN, last["ach_gain"].mean().item(), step)
         if "surprise" in last:
             writer.add_scalar(T.NOVELTY_SURPRISE, last["surprise"].mean().item(), step)
