@@ -80,10 +80,18 @@ def run_spiking(args) -> dict:
     if cfg.env.id != args.env:
         sys.exit(f"learning.py: {config} is for {cfg.env.id}, not {args.env}")
     run_dir = Path(args.run_dir) if args.run_dir else Path(tempfile.mkdtemp(prefix="spikegym-learning-"))
+    first = 0
+    if args.resume:  # a finished run's last checkpoint is its final step: go on from there to --steps
+        from spikegym.training.checkpoint import latest_checkpoint, load_checkpoint
+
+        ckpt = latest_checkpoint(run_dir) if args.run_dir else None
+        if ckpt is None:
+            sys.exit(f"learning.py: --resume needs --run-dir with a checkpoint ({args.run_dir} has none)")
+        first = load_checkpoint(ckpt)[0]
     start = time.perf_counter()
-    result = train(cfg, run_dir=run_dir, command_line=" ".join(sys.argv))
+    result = train(cfg, run_dir=run_dir, resume=args.resume, command_line=" ".join(sys.argv))
     result["wall_s"] = time.perf_counter() - start
-    result["agent_steps_per_s"] = cfg.env.num_agents * cfg.run.steps / result["wall_s"]
+    result["agent_steps_per_s"] = cfg.env.num_agents * (cfg.run.steps - first) / result["wall_s"]
     result["config"] = str(config)
     return result
 
@@ -149,6 +157,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--run-dir", default=None, help="keep the run folder here (default: a temp folder)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --run-dir (same settings) up to --steps; the summary covers the whole run")
     p.add_argument("--baseline", choices=["ppo"], default=None)
     p.add_argument("--ppo-seeds", type=int, default=3)
     args = p.parse_args(argv)
