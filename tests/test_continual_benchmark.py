@@ -1,21 +1,18 @@
 """benchmarks/continual.py: schedule scaling, and a tiny run that ends with the machine-readable summary line."""
 
-import importlib.util
 import json
 import re
 from pathlib import Path
 
 import pytest
+from conftest import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("continual_benchmark", ROOT / "benchmarks" / "continual.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("continual")
 
 
 def test_scaled_schedule_keeps_the_shape(bench):

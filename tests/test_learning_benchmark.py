@@ -1,11 +1,11 @@
 """benchmarks/learning.py: a tiny run ends with the summary line, and --resume continues it exactly."""
 
-import importlib.util
 import json
 import re
 from pathlib import Path
 
 import pytest
+from conftest import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["brain.substeps=4", "brain.motor_size=4", "brain.critic_size=4", "encoder.fields=4", "run.log_every=100"]
@@ -14,10 +14,7 @@ SUMMARY = r"summary: env=CartPole-v1 agents=2 solved=(\d+) median_steps_to_solve
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("learning_benchmark", ROOT / "benchmarks" / "learning.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("learning")
 
 
 def run(bench, capsys, *args):

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from conftest import load_benchmark
 
 from spikegym.agents import agent as agent_module
 from spikegym.agents.agent import Agent
@@ -96,9 +96,7 @@ def test_fixed_range_code_is_bit_identical_to_gaussian_fields():
 
 
 def test_loop_speed_benchmark_prints_table_and_summary(capsys):
-    spec = importlib.util.spec_from_file_location("loop_speed", ROOT / "benchmarks" / "loop_speed.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("loop_speed")
     before = torch.get_num_threads()
     out = bench.main(["--batches", "4", "--steps", "20", "--segments", "2", "--threads", "1",
                       "--config", str(CARTPOLE)])
