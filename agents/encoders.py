@@ -399,7 +399,8 @@ class PopulationEncoder(torch.nn.Module):
         self.register_buffer("field_low", torch.tensor(field_low, **f32))
         self.register_buffer("field_high", torch.tensor(field_high, **f32))
         self.register_buffer("norm_mask", torch.tensor(norm, dtype=torch.bool, device=device))
-        self.register_buffer("pairs", torch.tensor(pairs, dtype=torch.long, device=device).view(-1, 2))
+        # a constant of the config, not state: not saved, so checkpoints from before pairs existed still load
+        self.register_buffer("pairs", torch.tensor(pairs, dtype=torch.long, device=device).view(-1, 2), persistent=False)
         rn = running_norm_init(self.obs_dim, self.num_agents, device=device)
         self.register_buffer("rn_count", rn.count)
         self.register_buffer("rn_mean", rn.mean)
