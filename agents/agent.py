@@ -190,7 +190,8 @@ class Agent:
         value.add_(self.value_low)
 
         # --- learning (the only one there is): dopamine about the previous decision
-        if self.novelty is not None and learn:  # (an evaluation leaves the familiarity counts alone)
+        curious = self.novelty is not None and learn  # (an evaluation leaves the familiarity counts alone)
+        if curious:
             intrinsic, novelty = self.novelty(probs)  # the noiseless pattern: same obs, same bucket
             intrinsic = intrinsic * bonus_weight(global_step, self.cfg.novelty.decay_steps)
             delta = self._dopamine(r + intrinsic, value, term)
@@ -199,12 +200,9 @@ class Agent:
             delta = self._dopamine(r, value, term)
         learnable = self.state["learnable"]
         delta = torch.where(learnable, delta, 0.0)
-        gain = ach_gain(novelty, self.cfg.novelty.ach_gain) if self.novelty is not None and learn else None
-        surprise = None
-        if "td_fast" in self.state and learn:
-            surprise = self._td_surprise(delta.abs(), learnable)
-            gain = (1.0 if gain is None else gain) + self.cfg.novelty.surprise_gain * surprise
+        gain = surprise = None
         if learn:
+            gain, surprise = self._ach_gain(novelty if curious else None, delta, learnable)
             self.brain.learn(delta, gain)
             if self.cfg.dopamine.mode == "baseline":
                 m = self.cfg.dopamine.baseline_decay
@@ -256,15 +254,22 @@ class Agent:
         ties = a[0, :, n:].mul(UNIT).add_(0.5) if g else None  # = to_uniform of the tie stream's words
         return spikes, ties
 
-    def _td_surprise(self, abs_delta: Tensor, learnable: Tensor) -> Tensor:
-        """TD surprise ``[B]`` (the world changed: errors outgrow their habit); it raises the acetylcholine gain."""
+    def _ach_gain(self, novelty: Optional[Tensor], delta: Tensor, learnable: Tensor) -> tuple[Optional[Tensor], Optional[Tensor]]:
+        """Acetylcholine-like plasticity gain ``[B]`` (None: 1 everywhere) and TD surprise ``[B]`` (None: off).
+
+        ``1 + ach_gain * novelty`` (with a novelty detector) ``+ surprise_gain * surprise`` (with TD surprise
+        on: the world changed, errors outgrow their habit).
+        """
         n = self.cfg.novelty
-        surprise, fast, slow = td_surprise(abs_delta, self.state["td_fast"], self.state["td_slow"],
+        gain = None if novelty is None else ach_gain(novelty, n.ach_gain)
+        if n.surprise_gain <= 0:
+            return gain, None
+        surprise, fast, slow = td_surprise(delta.abs(), self.state["td_fast"], self.state["td_slow"],
                                            fast_steps=n.surprise_fast_steps, slow_steps=n.surprise_slow_steps)
         # reset steps carry no TD error: they move neither mean
         self.state["td_fast"] = torch.where(learnable, fast, self.state["td_fast"])
         self.state["td_slow"] = torch.where(learnable, slow, self.state["td_slow"])
-        return surprise
+        return (1.0 if gain is None else gain) + n.surprise_gain * surprise, surprise
 
     def _internal_reward(self, reward: Tensor, term: Tensor) -> Tensor:
         env = self.cfg.env

@@ -387,7 +387,8 @@ class PopulationEncoder(torch.nn.Module):
         self.max_prob = float(max_prob)
         self.bias_neurons = int(bias_neurons)
         self.normalize = normalize
-        self._fixed_ranges = not bool(np.any(norm))  # no running normalisation: the fast code applies
+        # fixed ranges and 1-D fields only: without adaptation, _bounds_code applies
+        self._plain_code = not bool(np.any(norm)) and not len(pairs)
         self.running_clip = float(running_clip)
         self.running_max_count = running_max_count
         self.adaptation = adaptation
@@ -458,7 +459,7 @@ class PopulationEncoder(torch.nn.Module):
             update_stats: add ``obs`` to the running statistics (normalised dimensions only matter).
         """
         obs = self._as_obs(obs)
-        if self.adaptation is None and self._fixed_ranges and not len(self.pairs):
+        if self.adaptation is None and self._plain_code:
             return self._bounds_code(obs)
         if sensitize is not None:
             sensitize = torch.as_tensor(sensitize, dtype=torch.bool, device=self.device)

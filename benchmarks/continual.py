@@ -46,8 +46,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from torch.utils.tensorboard import SummaryWriter
 
 from spikegym.envs import TaskSchedule, make_env
+from spikegym.training import tags as T
 from spikegym.training.config import load_config
 from spikegym.training.continual import ContinualTracker, continual_summary, normalized_auc
 from spikegym.training.loop import train
@@ -319,9 +321,6 @@ def main(argv=None) -> int:
         print("  forward transfer (first visit vs from scratch): "
               + (", ".join(f"{t} {_fmt(v)}" for t, v in ft.items()) or "none (every task was met first)"))
         bench["spiking"]["forward_transfer"] = ft
-        from torch.utils.tensorboard import SummaryWriter
-
-        from spikegym.training import tags as T
         with SummaryWriter(str(res["run_dir"])) as writer:  # beside the run's own continual/ curves
             for t, v in ft.items():
                 if v is not None:

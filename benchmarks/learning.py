@@ -82,12 +82,12 @@ def run_spiking(args) -> dict:
     run_dir = Path(args.run_dir) if args.run_dir else Path(tempfile.mkdtemp(prefix="spikegym-learning-"))
     first = 0
     if args.resume:  # a finished run's last checkpoint is its final step: go on from there to --steps
-        from spikegym.training.checkpoint import latest_checkpoint, load_checkpoint
+        from spikegym.training.checkpoint import checkpoint_step, latest_checkpoint
 
         ckpt = latest_checkpoint(run_dir) if args.run_dir else None
         if ckpt is None:
             sys.exit(f"learning.py: --resume needs --run-dir with a checkpoint ({args.run_dir} has none)")
-        first = load_checkpoint(ckpt)[0]
+        first = checkpoint_step(ckpt)
     start = time.perf_counter()
     result = train(cfg, run_dir=run_dir, resume=args.resume, command_line=" ".join(sys.argv))
     result["wall_s"] = time.perf_counter() - start

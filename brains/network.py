@@ -45,6 +45,7 @@ from .random import CounterNoise, agent_keys, const, normal, uniform
 from .synapses import TMParams, TMState, propagate, propagate_events, tm_step
 
 Model = Literal["input", "lif", "alif", "escape"]
+Rule = Literal["none", "stdp", "node_perturbation", "critic"]
 
 
 def no_grad(fn):
@@ -60,7 +61,6 @@ def no_grad(fn):
                 return fn(*args, **kwargs)
         return fn(*args, **kwargs)
     return wrapper
-Rule = Literal["none", "stdp", "node_perturbation", "critic"]
 
 
 @dataclass(frozen=True)

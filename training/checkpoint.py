@@ -53,6 +53,7 @@ __all__ = [
     "prepare_run_dir",
     "save_checkpoint",
     "list_checkpoints",
+    "checkpoint_step",
     "latest_checkpoint",
     "load_checkpoint",
     "rng_state",
@@ -245,8 +246,9 @@ def _prune(root: Path, keep: int | None, protect: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _step_of(path: Path) -> int | None:
-    m = _STEP_DIR.fullmatch(path.name)
+def checkpoint_step(path: str | Path) -> int | None:
+    """The step of a checkpoint folder (``.../step_<N>``), or None if ``path`` is not one."""
+    m = _STEP_DIR.fullmatch(Path(path).name)
     return int(m.group(1)) if m else None
 
 
@@ -257,9 +259,9 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
         return []
     found = [
         p for p in root.iterdir()
-        if p.is_dir() and _step_of(p) is not None and (p / "state.pt").is_file() and (p / "meta.json").is_file()
+        if p.is_dir() and checkpoint_step(p) is not None and (p / "state.pt").is_file() and (p / "meta.json").is_file()
     ]
-    return sorted(found, key=_step_of)
+    return sorted(found, key=checkpoint_step)
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
@@ -281,7 +283,7 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> tuple[int, d
         path = latest
     tensors = torch.load(path / "state.pt", map_location=map_location, weights_only=True)
     meta = json.loads((path / "meta.json").read_text(encoding="utf-8")) if (path / "meta.json").is_file() else {}
-    step = int(meta.get("step", _step_of(path) or 0))
+    step = int(meta.get("step", checkpoint_step(path) or 0))
     return step, tensors, meta
 
 
