@@ -264,7 +264,9 @@ class Agent:
         gain = None if novelty is None else ach_gain(novelty, n.ach_gain)
         if n.surprise_gain <= 0:
             return gain, None
-        surprise, fast, slow = td_surprise(delta.abs(), self.state["td_fast"], self.state["td_slow"],
+        # disappointment only: while an agent learns, things go worse than expected ever more rarely
+        errors = delta.abs() if n.surprise_errors == "absolute" else delta.neg().clamp_min_(0.0)
+        surprise, fast, slow = td_surprise(errors, self.state["td_fast"], self.state["td_slow"],
                                            fast_steps=n.surprise_fast_steps, slow_steps=n.surprise_slow_steps)
         # reset steps carry no TD error: they move neither mean
         self.state["td_fast"] = torch.where(learnable, fast, self.state["td_fast"])

@@ -342,6 +342,35 @@ def test_agent_surprise_gain_scales_learning():
     assert agent.last["surprise"][1] > 1.0 > agent.last["surprise"][0]
 
 
+@pytest.mark.parametrize("errors", ["absolute", "negative"])
+def test_negative_surprise_is_disappointment_only(errors):
+    """surprise_errors: negative makes surprise of max(0, -delta) alone: an agent whose world turns harsh is
+    surprised either way, one whose world turns kind only when every |delta| counts."""
+    import gymnasium as gym
+
+    from spikegym.agents.agent import Agent
+    from spikegym.training.config import load_config
+
+    cfg = load_config(None, ["env.id=MountainCar-v0", "brain.motor_size=4", "brain.critic_size=4",
+                             "brain.substeps=5", "encoder.fields=7", "novelty.surprise_gain=1.0",
+                             f"novelty.surprise_errors={errors}",
+                             "novelty.surprise_fast_steps=3", "novelty.surprise_slow_steps=500"])
+    agent = Agent(cfg, np.array([-1.2, -0.07]), np.array([0.6, 0.07]), gym.spaces.Discrete(3), num_agents=2, seed=0)
+    obs, f = _obs_stream(40, seed=3), np.zeros(2, bool)
+    fast, slow = torch.zeros(2), torch.zeros(2)
+    for t in range(40):
+        reward = np.array([-50.0, 50.0]) if t >= 20 else np.array([-1.0, -1.0])  # harsh for 0, kind for 1
+        agent.step(np.stack([obs[t], obs[t]]), reward, f, f)
+        d = agent.last["delta"]
+        err = d.abs() if errors == "absolute" else torch.relu(-d)
+        s, f2, s2 = td_surprise(err, fast, slow, fast_steps=3, slow_steps=500)
+        fast, slow = torch.where(agent.last["learnable"], f2, fast), torch.where(agent.last["learnable"], s2, slow)
+        torch.testing.assert_close(agent.last["surprise"], s)
+    harsh, kind = agent.last["surprise"].tolist()
+    assert harsh > 1.0
+    assert (kind > 1.0) if errors == "absolute" else (kind == 0.0)
+
+
 def test_novelty_neuron_settings_reach_the_detector():
     import gymnasium as gym
 

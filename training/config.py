@@ -330,9 +330,12 @@ class NoveltyConfig:
     habituation_steps: float = setting(2.0, "mode neurons: env steps for a tag to habituate to a repeated pattern", gt=0.0)
     recovery_steps: float = setting(10_000.0, "mode neurons: env steps for a habituated tag to recover", gt=0.0)
     habituation_strength: float = setting(9.0, "mode neurons: a familiar pattern's novelty is 1 / (1 + strength)", min=0.0)
-    surprise_gain: float = setting(0.0, "acetylcholine: plasticity gain per unit of TD surprise (recent |TD error| / its long-run mean - 1); works with enabled: false", min=0.0)
-    surprise_fast_steps: float = setting(200.0, "decisions in the recent |TD error| mean", min=1.0)
-    surprise_slow_steps: float = setting(20_000.0, "decisions in the long-run |TD error| mean", min=1.0)
+    surprise_gain: float = setting(0.0, "acetylcholine: plasticity gain per unit of TD surprise (recent TD errors / their long-run mean - 1, see surprise_errors); works with enabled: false", min=0.0)
+    surprise_errors: Literal["absolute", "negative"] = setting(
+        "absolute", "which TD errors make surprise: 'absolute' |delta|, or 'negative' max(0, -delta) only "
+        "(disappointment: things going worse than expected, which learning makes rarer and a changed world more common)")
+    surprise_fast_steps: float = setting(200.0, "decisions in the recent mean of the surprise errors", min=1.0)
+    surprise_slow_steps: float = setting(20_000.0, "decisions in the long-run mean of the surprise errors", min=1.0)
 
     def cross_check(self) -> list[tuple[str, str]]:
         if self.active > self.neurons:
