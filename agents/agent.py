@@ -146,7 +146,7 @@ class Agent:
         self.value_high = d.value_high if d.value_high is not None else (max(fail, 0.0) if fail is not None else 1.0)
         z = lambda dtype=torch.float32: torch.zeros(num_agents, device=self.device, dtype=dtype)
         self.state = {"value_prev": z(), "learnable": z(torch.bool), "reward_mean": z(), "steps": torch.zeros((), dtype=torch.int64)}
-        if cfg.novelty.surprise_gain > 0:  # running means of |TD error| (recent, long-run) for td_surprise
+        if cfg.novelty.surprise_gain > 0 or cfg.novelty.surprise_shrink > 0:  # running means of |TD error| (recent, long-run) for td_surprise
             self.state.update(td_fast=z(), td_slow=z())
         self.last: dict[str, Tensor] = {}
         self._noise = CounterNoise()  # cached hash words of the sensor and tie-break streams
@@ -202,8 +202,10 @@ class Agent:
         delta = torch.where(learnable, delta, 0.0)
         gain = surprise = None
         if learn:
-            gain, surprise = self._ach_gain(novelty if curious else None, delta, learnable)
+            gain, surprise = self._ach_gain(novelty if curious else None, delta, r, learnable)
             self.brain.learn(delta, gain)
+            if surprise is not None and self.cfg.novelty.surprise_shrink > 0:
+                self.brain.shrink("motor", (1.0 - self.cfg.novelty.surprise_shrink * surprise).clamp_(min=0.0))
             if self.cfg.dopamine.mode == "baseline":
                 m = self.cfg.dopamine.baseline_decay
                 rm = self.state["reward_mean"]
@@ -254,24 +256,29 @@ class Agent:
         ties = a[0, :, n:].mul(UNIT).add_(0.5) if g else None  # = to_uniform of the tie stream's words
         return spikes, ties
 
-    def _ach_gain(self, novelty: Optional[Tensor], delta: Tensor, learnable: Tensor) -> tuple[Optional[Tensor], Optional[Tensor]]:
+    def _ach_gain(self, novelty: Optional[Tensor], delta: Tensor, r: Tensor,
+                  learnable: Tensor) -> tuple[Optional[Tensor], Optional[Tensor]]:
         """Acetylcholine-like plasticity gain ``[B]`` (None: 1 everywhere) and TD surprise ``[B]`` (None: off).
 
         ``1 + ach_gain * novelty`` (with a novelty detector) ``+ surprise_gain * surprise`` (with TD surprise
-        on: the world changed, errors outgrow their habit).
+        on: the world changed, errors outgrow their habit). Surprise is also computed for ``surprise_shrink``.
         """
         n = self.cfg.novelty
         gain = None if novelty is None else ach_gain(novelty, n.ach_gain)
-        if n.surprise_gain <= 0:
+        if n.surprise_gain <= 0 and n.surprise_shrink <= 0:
             return gain, None
-        # disappointment only: while an agent learns, things go worse than expected ever more rarely
-        errors = delta.abs() if n.surprise_errors == "absolute" else delta.neg().clamp_min_(0.0)
+        if n.surprise_errors == "absolute":
+            errors = delta.abs()
+        else:  # disappointment or pain only: while an agent learns, both grow rarer
+            errors = (delta if n.surprise_errors == "negative" else r).neg().clamp_min_(0.0)
         surprise, fast, slow = td_surprise(errors, self.state["td_fast"], self.state["td_slow"],
                                            fast_steps=n.surprise_fast_steps, slow_steps=n.surprise_slow_steps)
         # reset steps carry no TD error: they move neither mean
         self.state["td_fast"] = torch.where(learnable, fast, self.state["td_fast"])
         self.state["td_slow"] = torch.where(learnable, slow, self.state["td_slow"])
-        return (1.0 if gain is None else gain) + n.surprise_gain * surprise, surprise
+        if n.surprise_gain > 0:
+            gain = (1.0 if gain is None else gain) + n.surprise_gain * surprise
+        return gain, surprise
 
     def _internal_reward(self, reward: Tensor, term: Tensor) -> Tensor:
         env = self.cfg.env

@@ -569,6 +569,17 @@ class Brain(nn.Module):
             if proj.plastic and proj.gated:
                 self._apply_dopamine(proj, d)
 
+    @no_grad
+    def shrink(self, post: str, factor: Tensor) -> None:
+        """Scale every weight onto population ``post`` by ``factor [B]`` (one factor per agent, in ``[0, 1]``).
+
+        Shrinking a confident policy's weights brings its neurons back from saturation, where their noise
+        (and so node-perturbation learning) has nothing left to explore (cf. shrink-and-perturb, Ash & Adams 2020).
+        """
+        for proj in self.projs.values():
+            if proj.post == post:
+                self.weights(proj.name).mul_(factor.view(-1, 1, 1))
+
     # ------------------------------------------------------------------ slow processes
 
     def _rate_weight(self, pop: Population, k_steps: int) -> float:

@@ -342,10 +342,10 @@ def test_agent_surprise_gain_scales_learning():
     assert agent.last["surprise"][1] > 1.0 > agent.last["surprise"][0]
 
 
-@pytest.mark.parametrize("errors", ["absolute", "negative"])
+@pytest.mark.parametrize("errors", ["absolute", "negative", "punishment"])
 def test_negative_surprise_is_disappointment_only(errors):
-    """surprise_errors: negative makes surprise of max(0, -delta) alone: an agent whose world turns harsh is
-    surprised either way, one whose world turns kind only when every |delta| counts."""
+    """surprise_errors: negative makes surprise of max(0, -delta) alone, punishment of max(0, -reward): an agent
+    whose world turns harsh is surprised either way, one whose world turns kind only when every |delta| counts."""
     import gymnasium as gym
 
     from spikegym.agents.agent import Agent
@@ -362,13 +362,40 @@ def test_negative_surprise_is_disappointment_only(errors):
         reward = np.array([-50.0, 50.0]) if t >= 20 else np.array([-1.0, -1.0])  # harsh for 0, kind for 1
         agent.step(np.stack([obs[t], obs[t]]), reward, f, f)
         d = agent.last["delta"]
-        err = d.abs() if errors == "absolute" else torch.relu(-d)
+        err = {"absolute": d.abs(), "negative": torch.relu(-d), "punishment": torch.relu(-agent.last["extrinsic"])}[errors]
         s, f2, s2 = td_surprise(err, fast, slow, fast_steps=3, slow_steps=500)
         fast, slow = torch.where(agent.last["learnable"], f2, fast), torch.where(agent.last["learnable"], s2, slow)
         torch.testing.assert_close(agent.last["surprise"], s)
     harsh, kind = agent.last["surprise"].tolist()
     assert harsh > 1.0
     assert (kind > 1.0) if errors == "absolute" else (kind == 0.0)
+
+
+def test_surprise_shrinks_the_surprised_agents_motor_weights():
+    """surprise_shrink k: every decision, motor weights x (1 - k * surprise); critic weights and a calm
+    agent's weights stay (learning rates 0, so only the shrink moves weights)."""
+    import gymnasium as gym
+
+    from spikegym.agents.agent import Agent
+    from spikegym.training.config import load_config
+
+    cfg = load_config(None, ["env.id=MountainCar-v0", "brain.motor_size=4", "brain.critic_size=4",
+                             "brain.substeps=5", "encoder.fields=7", "brain.w_init_std=0.1",
+                             "plasticity.actor_lr=0", "plasticity.critic_lr=0", "novelty.surprise_shrink=0.05",
+                             "novelty.surprise_fast_steps=3", "novelty.surprise_slow_steps=500"])
+    agent = Agent(cfg, np.array([-1.2, -0.07]), np.array([0.6, 0.07]), gym.spaces.Discrete(3), num_agents=2, seed=0)
+    motor, critic = agent.brain.weights("sensors->motor"), agent.brain.weights("sensors->critic")
+    motor0, critic0 = motor.clone(), critic.clone()
+    expected = torch.ones(2)
+    obs, f = _obs_stream(40, seed=3), np.zeros(2, bool)
+    for t in range(40):
+        reward = np.array([-1.0, -50.0 if t >= 20 else -1.0])  # agent 1's world turns harsh at t = 20
+        agent.step(np.stack([obs[t], obs[t]]), reward, f, f)
+        expected *= (1 - 0.05 * agent.last["surprise"]).clamp(min=0)
+        assert agent.last["ach_gain"] is None  # surprise_gain 0: no plasticity gain
+    assert expected[0] > 0.99 and expected[1] < 0.05  # (the calm agent's critic noise: a trace of surprise)
+    torch.testing.assert_close(motor, motor0 * expected.view(-1, 1, 1))
+    torch.testing.assert_close(critic, critic0)
 
 
 def test_novelty_neuron_settings_reach_the_detector():

@@ -331,9 +331,13 @@ class NoveltyConfig:
     recovery_steps: float = setting(10_000.0, "mode neurons: env steps for a habituated tag to recover", gt=0.0)
     habituation_strength: float = setting(9.0, "mode neurons: a familiar pattern's novelty is 1 / (1 + strength)", min=0.0)
     surprise_gain: float = setting(0.0, "acetylcholine: plasticity gain per unit of TD surprise (recent TD errors / their long-run mean - 1, see surprise_errors); works with enabled: false", min=0.0)
-    surprise_errors: Literal["absolute", "negative"] = setting(
-        "absolute", "which TD errors make surprise: 'absolute' |delta|, or 'negative' max(0, -delta) only "
-        "(disappointment: things going worse than expected, which learning makes rarer and a changed world more common)")
+    surprise_errors: Literal["absolute", "negative", "punishment"] = setting(
+        "absolute", "what makes surprise: 'absolute' |TD error|; 'negative' max(0, -TD error) (disappointment); "
+        "'punishment' max(0, -reward) (how often it hurts: learning makes it rarer, a world turned harsh more common, "
+        "and unlike TD errors it does not fade as fast as the critic learns the new world's value)")
+    surprise_shrink: float = setting(
+        0.0, "every decision, motor weights x (1 - surprise_shrink * surprise), clipped at 0 "
+        "(a surprised agent loosens a confident policy so that its motor noise explores again)", min=0.0, max=1.0)
     surprise_fast_steps: float = setting(200.0, "decisions in the recent mean of the surprise errors", min=1.0)
     surprise_slow_steps: float = setting(20_000.0, "decisions in the long-run mean of the surprise errors", min=1.0)
 
