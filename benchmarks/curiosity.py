@@ -3,7 +3,8 @@
     python benchmarks/curiosity.py --env MountainCar-v0 [--agents 16] [--steps N] [--threads 1]
                                    [--config FILE] [--set key=value ...] [--only curious|plain]
 
-Both runs use the env's config (``configs/<name>.yaml``), the same seed, the same agents and the same
+For MountainCar-v0 it first prints the mean return of two hand-written policies, for scale (the
+solved line, -110, asks for about as good as the better of them). Both runs use the env's config (``configs/<name>.yaml``), the same seed, the same agents and the same
 budget of env steps per agent, through :func:`spikegym.training.loop.train`; the only difference is
 ``novelty.enabled`` (``--set`` overrides apply to both). For each run it prints a short learning curve
 (population median of each agent's mean return over its last 100 episodes), each agent's figures, and
@@ -92,6 +93,37 @@ def run_one(name: str, args, config: Path, enabled: bool) -> dict:
     return res
 
 
+# Hand-written policies that put a population's return in context (observation -> action).
+REFERENCE_POLICIES = {
+    "MountainCar-v0": {
+        # push the way the car rolls (at rest: right)
+        "push with velocity": lambda o: 2 if o[1] >= 0 else 0,
+        # the same, but the first push (at rest) away from the nearer hill: -110 needs this much
+        "push with velocity, first push by start position": lambda o: (2 if o[1] > 0 else 0) if o[1] != 0
+        else (0 if o[0] > -0.5 else 2),
+    },
+}
+
+
+def reference_returns(env_id: str, episodes: int = 500) -> dict[str, float]:
+    """Mean return of each hand-written policy of ``env_id`` over ``episodes`` episodes (seeds 0..episodes-1)."""
+    import gymnasium
+
+    out = {}
+    for name, policy in REFERENCE_POLICIES.get(env_id, {}).items():
+        env, total = gymnasium.make(env_id), 0.0
+        for seed in range(episodes):
+            obs, _ = env.reset(seed=seed)
+            done = False
+            while not done:
+                obs, r, term, trunc, _ = env.step(policy(obs))
+                total += float(r)
+                done = term or trunc
+        env.close()
+        out[name] = total / episodes
+    return out
+
+
 def _goal_rate(lengths, limit, terminates) -> float:
     flags = [goal_flags(l[-100:], limit, terminates) for l in lengths if l]
     return float(np.concatenate(flags).mean()) if flags else float("nan")
@@ -118,6 +150,8 @@ def main(argv=None) -> int:
     config = Path(args.config) if args.config else ROOT / "configs" / CONFIGS.get(args.env, "")
     if not config.is_file():
         sys.exit(f"curiosity.py: no config for {args.env}; pass --config FILE")
+    for name, ret in reference_returns(args.env).items():
+        print(f"reference: {name}: mean return {ret:.1f} (500 episodes)")
     runs = {}
     for name, enabled in (("curious", True), ("plain", False)):
         if args.only and args.only != name:

@@ -196,6 +196,19 @@ def _cfg(tmp_path, steps, extra=()):
                               "run.progress=off", f"run.run_dir={tmp_path}", *extra])
 
 
+@pytest.mark.parametrize("surprise", [["novelty.surprise_gain=0.5"], ["novelty.surprise_shrink=0.01"]])
+def test_td_surprise_alone_is_followed_around_switches(tmp_path, surprise):
+    """Without a novelty detector the tracker follows TD surprise: the gain it drives, or 1 + surprise when it
+    drives none (surprise_shrink alone)."""
+    from spikegym.training.loop import train
+
+    train(_cfg(tmp_path / "run", 300, ["novelty.enabled=false", "novelty.surprise_errors=punishment",
+                                       "novelty.surprise_fast_steps=5", "novelty.surprise_slow_steps=50", *surprise]))
+    s = json.loads((tmp_path / "run" / "continual.json").read_text())
+    ratios = [p.get("surprise") for p in s["phases"][1:]]
+    assert all(r is not None and r > 0 for r in ratios)
+
+
 def test_scheduled_training_run_writes_continual_json_and_tags(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

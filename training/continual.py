@@ -672,7 +672,8 @@ class ContinualTracker:
         """Read one vector-env step's ``info`` (``step`` = env steps done, as ``EpisodeStats.update``).
 
         ``agent`` (optional): its novelty signal ``agent.last["novelty"]`` is averaged around switches
-        (without a novelty detector but with TD surprise on, its acetylcholine gain ``last["ach_gain"]``).
+        (without a novelty detector but with TD surprise on, its acetylcholine gain ``last["ach_gain"]``, or
+        ``1 + last["surprise"]`` where surprise drives no gain).
         """
         self.step = int(step)
         labels = self.current.copy()
@@ -691,8 +692,9 @@ class ContinualTracker:
         last = getattr(agent, "last", None)
         if last and getattr(agent, "novelty", None) is not None:
             novelty = _np(last["novelty"]).reshape(-1)
-        elif last and "surprise" in last:  # TD surprise without a detector: follow the gain it drives
-            novelty = _np(last["ach_gain"]).reshape(-1)
+        elif last and "surprise" in last:  # TD surprise without a detector: follow the gain it drives (1 + surprise
+            gain = last["ach_gain"]         # where it drives no gain, only surprise_shrink)
+            novelty = _np(1.0 + last["surprise"] if gain is None else gain).reshape(-1)
         for b in np.flatnonzero(labels != self.current):  # these agents' worlds changed at this (reset) step
             self._close_surprise(b)
             self.current[b] = labels[b]
