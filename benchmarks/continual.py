@@ -67,7 +67,7 @@ def _learning_module():
 
 
 _learning = _learning_module()
-PPO_ZOO, _schedule = _learning.PPO_ZOO, _learning._schedule
+ppo_hyperparameters, _schedule = _learning.ppo_hyperparameters, _learning._schedule
 
 HEADLINE = ("switches", "phase_return_slope", "median_recovery_ratio", "forgetting")
 
@@ -207,9 +207,7 @@ def run_ppo(cfg, schedule: dict, steps: int, seed: int) -> dict:
     import torch
 
     env_id = cfg.env.id
-    if env_id not in PPO_ZOO:
-        sys.exit(f"continual.py: no zoo PPO hyperparameters for {env_id} here")
-    hp = dict(PPO_ZOO[env_id])
+    hp = ppo_hyperparameters(env_id)
     n_envs, normalize = hp.pop("n_envs"), hp.pop("normalize", False)
     for key in ("learning_rate", "clip_range"):
         if key in hp:

@@ -62,6 +62,11 @@ PPO_MUJOCO = dict(n_envs=1, n_steps=512, batch_size=64, gae_lambda=0.9, gamma=0.
                   learning_rate=("const", 3e-4), clip_range=0.2, normalize=True)
 
 
+def ppo_hyperparameters(env_id: str) -> dict:
+    """The zoo's PPO hyperparameters for ``env_id`` (a fresh dict): its own entry, else the MuJoCo default."""
+    return dict(PPO_ZOO.get(env_id, PPO_MUJOCO))
+
+
 def _fmt_steps(s) -> str:
     return "inf" if s is None or s == math.inf else str(int(s))
 
@@ -114,7 +119,7 @@ def run_ppo(env_id: str, steps: int, seed: int, threshold: float) -> dict:
         sys.exit('learning.py: --baseline ppo needs stable-baselines3 (pip install -e ".[bench]")')
     import torch
 
-    hp = dict(PPO_ZOO.get(env_id, PPO_MUJOCO))
+    hp = ppo_hyperparameters(env_id)
     n_envs, normalize = hp.pop("n_envs"), hp.pop("normalize", False)
     for key in ("learning_rate", "clip_range"):
         if key in hp:

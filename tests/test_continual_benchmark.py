@@ -56,3 +56,18 @@ def test_scratch_runs_give_forward_transfer_in_json_and_tensorboard(bench, tmp_p
     acc.Reload()
     [point] = acc.Scalars("continual/forward_transfer/B")
     assert point.step == 300 and point.value == pytest.approx(ft["B"])
+
+
+def test_ppo_baseline_has_hyperparameters_for_every_shipped_schedule():
+    """--baseline ppo must not find out after the spiking run that it has no PPO settings (slippery HalfCheetah
+    did): the zoo's own entry, else its MuJoCo default, shared with learning.py."""
+    import yaml
+
+    bench = load_benchmark("continual")
+    for path in sorted((ROOT / "configs" / "continual").glob("*.yaml")):
+        env_id = yaml.safe_load(path.read_text())["env"]["id"]
+        hp = bench.ppo_hyperparameters(env_id)
+        assert hp["n_envs"] >= 1 and hp["n_steps"] >= 1, path.name
+        hp["n_envs"] = -1  # a fresh dict each time: callers pop from it
+        assert bench.ppo_hyperparameters(env_id)["n_envs"] >= 1
+    assert bench.ppo_hyperparameters("HalfCheetah-v5")["normalize"] is True  # the MuJoCo default
