@@ -146,7 +146,7 @@ class Agent:
         self.value_high = d.value_high if d.value_high is not None else (max(fail, 0.0) if fail is not None else 1.0)
         z = lambda dtype=torch.float32: torch.zeros(num_agents, device=self.device, dtype=dtype)
         self.state = {"value_prev": z(), "learnable": z(torch.bool), "reward_mean": z(), "steps": torch.zeros((), dtype=torch.int64)}
-        if cfg.novelty.surprise_gain > 0 or cfg.novelty.surprise_shrink > 0:  # running means of |TD error| (recent, long-run) for td_surprise
+        if cfg.novelty.surprise_gain > 0 or cfg.novelty.surprise_shrink > 0:  # recent and long-run means for td_surprise
             self.state.update(td_fast=z(), td_slow=z())
         self.last: dict[str, Tensor] = {}
         self._noise = CounterNoise()  # cached hash words of the sensor and tie-break streams

@@ -4,7 +4,9 @@
                                    [--config FILE] [--set key=value ...] [--only curious|plain]
 
 For MountainCar-v0 it first prints the mean return of two hand-written policies, for scale (the
-solved line, -110, asks for about as good as the better of them). Both runs use the env's config (``configs/<name>.yaml``), the same seed, the same agents and the same
+solved line, -110, asks for about as good as the better of them).
+
+Both runs use the env's config (``configs/<name>.yaml``), the same seed, the same agents and the same
 budget of env steps per agent, through :func:`spikegym.training.loop.train`; the only difference is
 ``novelty.enabled`` (``--set`` overrides apply to both). For each run it prints a short learning curve
 (population median of each agent's mean return over its last 100 episodes), each agent's figures, and

@@ -692,8 +692,8 @@ class ContinualTracker:
         last = getattr(agent, "last", None)
         if last and getattr(agent, "novelty", None) is not None:
             novelty = _np(last["novelty"]).reshape(-1)
-        elif last and "surprise" in last:  # TD surprise without a detector: follow the gain it drives (1 + surprise
-            gain = last["ach_gain"]         # where it drives no gain, only surprise_shrink)
+        elif last and "surprise" in last:  # TD surprise without a detector: the gain it drives, else 1 + surprise
+            gain = last["ach_gain"]
             novelty = _np(1.0 + last["surprise"] if gain is None else gain).reshape(-1)
         for b in np.flatnonzero(labels != self.current):  # these agents' worlds changed at this (reset) step
             self._close_surprise(b)
