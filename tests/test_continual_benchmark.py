@@ -58,12 +58,11 @@ def test_scratch_runs_give_forward_transfer_in_json_and_tensorboard(bench, tmp_p
     assert point.step == 300 and point.value == pytest.approx(ft["B"])
 
 
-def test_ppo_baseline_has_hyperparameters_for_every_shipped_schedule():
+def test_ppo_baseline_has_hyperparameters_for_every_shipped_schedule(bench):
     """--baseline ppo must not find out after the spiking run that it has no PPO settings (slippery HalfCheetah
     did): the zoo's own entry, else its MuJoCo default, shared with learning.py."""
     import yaml
 
-    bench = load_benchmark("continual")
     for path in sorted((ROOT / "configs" / "continual").glob("*.yaml")):
         env_id = yaml.safe_load(path.read_text())["env"]["id"]
         hp = bench.ppo_hyperparameters(env_id)
