@@ -117,7 +117,7 @@ class Agent:
         self.encoder = PopulationEncoder(low, high, num_agents, fields=e.fields, neurons_per_field=e.neurons_per_field,
                                          max_prob=e.max_prob, bias_neurons=e.bias_neurons, normalize=normalize,
                                          running_clip=e.running_clip, adaptation=adaptation, dt_ms=cfg.brain.dt,
-                                         pairs=e.pairs, pair_fields=e.pair_fields,
+                                         pairs=e.pairs, pair_fields=e.pair_fields, angles=e.angles,
                                          device=self.device)
         self.discrete = hasattr(action_space, "n")
         if self.discrete:

@@ -35,6 +35,7 @@ __all__ = [
     "UNBOUNDED_AT",
     "gaussian_fields",
     "pair_fields",
+    "angle_dimensions",
     "RunningNormState",
     "running_norm_init",
     "running_norm_update",
@@ -57,7 +58,7 @@ UNBOUNDED_AT = 1e6
 
 
 @torch.no_grad()
-def gaussian_fields(obs: Tensor, low: Tensor, high: Tensor, fields: int) -> Tensor:
+def gaussian_fields(obs: Tensor, low: Tensor, high: Tensor, fields: int, circular: Tensor | None = None) -> Tensor:
     """Gaussian population code of each observation dimension.
 
     For dimension ``d`` the centres are ``c_j = low_d + j * s_d`` (``j = 0 .. fields-1``) with spacing
@@ -65,10 +66,15 @@ def gaussian_fields(obs: Tensor, low: Tensor, high: Tensor, fields: int) -> Tens
     where ``x_d`` is ``obs_d`` clipped to ``[low_d, high_d]``. Values lie in ``(0, 1]`` (the field
     whose centre is at ``x`` gives 1; fields many widths away may underflow to 0 in float32).
 
+    A *circular* dimension (an angle: ``low`` and ``high`` are the same point) has no edge: its
+    fields sit evenly around the circle, ``s_d = (high_d - low_d) / fields``, and ``x_d - c_j`` is
+    the shorter way round (wrapped into ``[-(high_d - low_d) / 2, (high_d - low_d) / 2)``).
+
     Args:
         obs: ``[B, D]``.
         low, high: ``[D]`` finite range per dimension, ``high > low``.
         fields: fields per dimension, ``>= 2``.
+        circular: optional ``[D]`` bool, the dimensions that wrap around.
     Returns:
         ``phi [B, D * fields]``, dimension-major: column ``d * fields + j``.
 
@@ -82,6 +88,8 @@ def gaussian_fields(obs: Tensor, low: Tensor, high: Tensor, fields: int) -> Tens
     high = torch.as_tensor(high, dtype=obs.dtype, device=obs.device)
     if not bool((high > low).all()):
         raise ValueError("gaussian_fields needs high > low in every dimension")
+    if circular is not None and bool(circular.any()):
+        return _circular_fields(obs, low, high, fields, circular)
     spacing = (high - low) / (fields - 1)  # [D]
     x = torch.maximum(torch.minimum(obs, high), low)  # [B, D]
     j = torch.arange(fields, device=obs.device, dtype=obs.dtype)  # [F]
@@ -90,7 +98,32 @@ def gaussian_fields(obs: Tensor, low: Tensor, high: Tensor, fields: int) -> Tens
     return torch.exp(-0.5 * u * u).reshape(obs.shape[0], -1)
 
 
-def pair_fields(obs: Tensor, low: Tensor, high: Tensor, fields: int, pairs: Tensor) -> Tensor:
+def _circular_fields(obs: Tensor, low: Tensor, high: Tensor, fields: int, circular: Tensor) -> Tensor:
+    """:func:`gaussian_fields` with the dimensions ``circular [D]`` wrapped around."""
+    span = high - low
+    circ = circular.to(device=obs.device)
+    spacing = torch.where(circ, span / fields, span / (fields - 1))  # [D]
+    x = torch.where(circ, obs, torch.maximum(torch.minimum(obs, high), low))  # [B, D]
+    j = torch.arange(fields, device=obs.device, dtype=obs.dtype)  # [F]
+    centres = low[:, None] + spacing[:, None] * j  # [D, F]
+    diff = x[:, :, None] - centres  # [B, D, F]
+    half = (0.5 * span)[:, None]
+    wrapped = torch.remainder(diff + half, span[:, None]) - half  # the shorter way round the circle
+    u = torch.where(circ[:, None], wrapped, diff) / spacing[:, None]
+    return torch.exp(-0.5 * u * u).reshape(obs.shape[0], -1)
+
+
+def angle_dimensions(obs: Tensor, angles: Tensor) -> Tensor:
+    """Angles ``atan2(sin, cos)`` in ``[-pi, pi]`` of the ``(cos, sin)`` dimension pairs ``angles [A, 2]``.
+
+    >>> angle_dimensions(torch.tensor([[0.0, 1.0, -1.0, 0.0]]), torch.tensor([[0, 1], [2, 3]])).tolist()
+    [[1.5707963705062866, 3.1415927410125732]]
+    """
+    return torch.atan2(obs[:, angles[:, 1]], obs[:, angles[:, 0]])
+
+
+def pair_fields(obs: Tensor, low: Tensor, high: Tensor, fields: int, pairs: Tensor,
+                circular: Tensor | None = None) -> Tensor:
     """Conjunctive 2-D Gaussian fields over pairs of observation dimensions.
 
     Field ``(a, c)`` of pair ``(i, j)`` is ``phi_{i,a} * phi_{j,c}`` with the 1-D fields of
@@ -99,7 +132,8 @@ def pair_fields(obs: Tensor, low: Tensor, high: Tensor, fields: int, pairs: Tens
     1-D codes cannot.
 
     Args:
-        obs: ``[B, D]``; low, high: ``[D]``; pairs: ``[P, 2]`` long dimension indices.
+        obs: ``[B, D]``; low, high: ``[D]``; pairs: ``[P, 2]`` long dimension indices;
+        circular: optional ``[D]`` bool (see :func:`gaussian_fields`).
     Returns:
         ``[B, P * fields * fields]``, pair-major, then ``a`` (first dimension), then ``c``.
 
@@ -108,7 +142,7 @@ def pair_fields(obs: Tensor, low: Tensor, high: Tensor, fields: int, pairs: Tens
     >>> [round(v, 4) for v in phi[0].tolist()]   # x0 = 0 (fields .61 1 .61) times x1 = 1 (fields .14 .61 1)
     [0.0821, 0.3679, 0.6065, 0.1353, 0.6065, 1.0, 0.0821, 0.3679, 0.6065]
     """
-    g = gaussian_fields(obs, low, high, fields).view(obs.shape[0], -1, fields)  # [B, D, F]
+    g = gaussian_fields(obs, low, high, fields, circular).view(obs.shape[0], -1, fields)  # [B, D, F]
     first, second = g[:, pairs[:, 0]], g[:, pairs[:, 1]]  # [B, P, F]
     return (first[:, :, :, None] * second[:, :, None, :]).reshape(obs.shape[0], -1)
 
@@ -305,9 +339,12 @@ def adaptation_step(
 class PopulationEncoder(torch.nn.Module):
     """Observations ``[B, D]`` -> Bernoulli input spikes ``[K, B, N_in]`` for ``K`` substeps.
 
-    Layout of the ``N_in = (D * fields + P * pair_fields**2) * neurons_per_field + bias_neurons``
+    The coded dimensions are the ``D`` observation dimensions and then one angle per ``(cos, sin)``
+    pair in ``angles`` (``atan2(sin, cos)``, coded with circular fields: :func:`gaussian_fields`),
+    ``D + A`` in all; ``pairs`` may name any of them. Layout of the
+    ``N_in = ((D + A) * fields + P * pair_fields**2) * neurons_per_field + bias_neurons``
     inputs: neuron ``(d * fields + j) * neurons_per_field + c`` is copy ``c`` of field ``j`` of
-    dimension ``d``; then come the conjunctive fields of the ``P`` ``pairs`` (:func:`pair_fields`,
+    coded dimension ``d``; then come the conjunctive fields of the ``P`` ``pairs`` (:func:`pair_fields`,
     ``pair_fields`` per dimension), ``neurons_per_field`` copies each; the last ``bias_neurons``
     are always on. The spike probability per substep is
     ``max_prob * phi * gain`` (bias: ``max_prob``), where ``phi`` is :func:`gaussian_fields` and
@@ -346,6 +383,7 @@ class PopulationEncoder(torch.nn.Module):
         running_max_count: int | None = None,
         pairs=(),
         pair_fields: int = 7,
+        angles=(),
         device="cpu",
     ):
         super().__init__()
@@ -372,13 +410,19 @@ class PopulationEncoder(torch.nn.Module):
         bad = ~norm & ~(high > low)
         if bad.any():
             raise ValueError(f"obs_high must exceed obs_low; dimensions {np.flatnonzero(bad).tolist()} do not")
+        angles = np.asarray(angles, dtype=np.int64).reshape(-1, 2)
+        if angles.size and (angles.min() < 0 or angles.max() >= low.size or (angles[:, 0] == angles[:, 1]).any()):
+            raise ValueError(f"angles must name two different observation dimensions (cos, sin) in [0, {low.size}), "
+                             f"got {angles.tolist()}")
+        coded = low.size + len(angles)  # the observation dimensions, then one angle per (cos, sin) pair
         pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-        if pairs.size and (pairs.min() < 0 or pairs.max() >= low.size or (pairs[:, 0] == pairs[:, 1]).any()):
-            raise ValueError(f"pairs must name two different observation dimensions in [0, {low.size}), got {pairs.tolist()}")
+        if pairs.size and (pairs.min() < 0 or pairs.max() >= coded or (pairs[:, 0] == pairs[:, 1]).any()):
+            raise ValueError(f"pairs must name two different coded dimensions in [0, {coded}), got {pairs.tolist()}")
         if pairs.size and pair_fields < 2:
             raise ValueError(f"pair_fields must be >= 2, got {pair_fields}")
-        field_low = np.where(norm, -running_clip, low)
-        field_high = np.where(norm, running_clip, high)
+        field_low = np.concatenate([np.where(norm, -running_clip, low), np.full(len(angles), -np.pi)])
+        field_high = np.concatenate([np.where(norm, running_clip, high), np.full(len(angles), np.pi)])
+        circular = np.arange(coded) >= low.size
 
         self.num_agents = int(num_agents)
         self.obs_dim = int(low.size)
@@ -388,13 +432,14 @@ class PopulationEncoder(torch.nn.Module):
         self.bias_neurons = int(bias_neurons)
         self.normalize = normalize
         # fixed ranges and 1-D fields only: without adaptation, _bounds_code applies
-        self._plain_code = not bool(np.any(norm)) and not len(pairs)
+        self._plain_code = not bool(np.any(norm)) and not len(pairs) and not len(angles)
         self.running_clip = float(running_clip)
         self.running_max_count = running_max_count
         self.adaptation = adaptation
         self.dt_ms = float(dt_ms)
         self.pair_fields = int(pair_fields)
-        self.n_fields = self.obs_dim * self.fields + len(pairs) * self.pair_fields ** 2
+        self.coded_dim = int(coded)
+        self.n_fields = self.coded_dim * self.fields + len(pairs) * self.pair_fields ** 2
 
         f32 = dict(dtype=torch.float32, device=device)
         self.register_buffer("field_low", torch.tensor(field_low, **f32))
@@ -402,6 +447,8 @@ class PopulationEncoder(torch.nn.Module):
         self.register_buffer("norm_mask", torch.tensor(norm, dtype=torch.bool, device=device))
         # a constant of the config, not state: not saved, so checkpoints from before pairs existed still load
         self.register_buffer("pairs", torch.tensor(pairs, dtype=torch.long, device=device).view(-1, 2), persistent=False)
+        self.register_buffer("angles", torch.tensor(angles, dtype=torch.long, device=device).view(-1, 2), persistent=False)
+        self.register_buffer("circular", torch.tensor(circular, dtype=torch.bool, device=device), persistent=False)
         rn = running_norm_init(self.obs_dim, self.num_agents, device=device)
         self.register_buffer("rn_count", rn.count)
         self.register_buffer("rn_mean", rn.mean)
@@ -471,9 +518,14 @@ class PopulationEncoder(torch.nn.Module):
                 self.rn_count, self.rn_mean, self.rn_var = state
             z = running_norm_apply(state, obs, self.running_clip)
             x = torch.where(self.norm_mask, z, obs)
-        phi = gaussian_fields(x, self.field_low, self.field_high, self.fields)  # [B, D*F]
+        circular = None
+        if len(self.angles):  # from the raw (cos, sin) pairs: bounded dimensions, never normalised
+            x = torch.cat([x, angle_dimensions(obs, self.angles)], dim=1)
+            circular = self.circular
+        phi = gaussian_fields(x, self.field_low, self.field_high, self.fields, circular)  # [B, (D+A)*F]
         if len(self.pairs):
-            phi = torch.cat([phi, pair_fields(x, self.field_low, self.field_high, self.pair_fields, self.pairs)], dim=1)
+            phi = torch.cat([phi, pair_fields(x, self.field_low, self.field_high, self.pair_fields, self.pairs, circular)],
+                            dim=1)
         if self.adaptation is None:
             p = self.max_prob * phi
         else:

@@ -1,14 +1,15 @@
 """Curiosity benchmark: the same population trained twice, with the novelty bonus on and off.
 
     python benchmarks/curiosity.py --env MountainCar-v0 [--agents 16] [--steps N] [--threads 1]
-                                   [--config FILE] [--set key=value ...] [--only curious|plain]
+                                   [--config FILE] [--set key=value ...] [--only curious|plain] [--parallel]
 
 For MountainCar-v0 it first prints the mean return of two hand-written policies, for scale (the
 solved line, -110, asks for about as good as the better of them).
 
 Both runs use the env's config (``configs/<name>.yaml``), the same seed, the same agents and the same
 budget of env steps per agent, through :func:`spikegym.training.loop.train`; the only difference is
-``novelty.enabled`` (``--set`` overrides apply to both). For each run it prints a short learning curve
+``novelty.enabled`` (``--set`` overrides apply to both). ``--parallel`` trains the two at once in two
+processes (same results, about half the wall-clock on a machine with two free cores). For each run it prints a short learning curve
 (population median of each agent's mean return over its last 100 episodes), each agent's figures, and
 ends with::
 
@@ -25,9 +26,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -147,6 +150,8 @@ def main(argv=None) -> int:
     p.add_argument("--only", choices=["curious", "plain"], default=None, help="run one of the two (tuning)")
     p.add_argument("--curve-points", type=int, default=10, help="learning-curve lines per run")
     p.add_argument("--run-dir", default=None, help="keep the run folders here (default: temp folders)")
+    p.add_argument("--parallel", action="store_true",
+                   help="train the two populations at once, in two processes (two free cores: half the wall-clock)")
     args = p.parse_args(argv)
 
     config = Path(args.config) if args.config else ROOT / "configs" / CONFIGS.get(args.env, "")
@@ -154,12 +159,21 @@ def main(argv=None) -> int:
         sys.exit(f"curiosity.py: no config for {args.env}; pass --config FILE")
     for name, ret in reference_returns(args.env).items():
         print(f"reference: {name}: mean return {ret:.1f} (500 episodes)")
+    todo = [(name, enabled) for name, enabled in (("curious", True), ("plain", False)) if args.only in (None, name)]
     runs = {}
-    for name, enabled in (("curious", True), ("plain", False)):
-        if args.only and args.only != name:
-            continue
-        print(f"{name}: {args.env}, novelty.enabled={str(enabled).lower()}, config {config}", flush=True)
-        runs[name] = res = run_one(name, args, config, enabled)
+    if args.parallel and len(todo) > 1:  # each process prints its own progress lines, tagged [curious] / [plain]
+        for name, enabled in todo:
+            print(f"{name}: {args.env}, novelty.enabled={str(enabled).lower()}, config {config}", flush=True)
+        with ProcessPoolExecutor(len(todo), mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {name: pool.submit(run_one, name, args, config, enabled) for name, enabled in todo}
+            done = {name: f.result() for name, f in futures.items()}
+    for name, enabled in todo:
+        if args.parallel and len(todo) > 1:
+            runs[name] = res = done[name]
+            print(f"{name}:", flush=True)
+        else:
+            print(f"{name}: {args.env}, novelty.enabled={str(enabled).lower()}, config {config}", flush=True)
+            runs[name] = res = run_one(name, args, config, enabled)
         print(f"  {res['agents']} agents x {res['steps']} steps, wall {res['wall_s']:.0f} s, "
               f"{res['agents'] * res['steps'] / res['wall_s']:.0f} agent-steps/s, threshold {SOLVED_AT.get(args.env)}")
         print(f"  {'agent':>5} {'return_last100':>14} {'goal_rate':>9} {'first_goal':>10} {'steps_to_solve':>14} {'episodes':>8}")

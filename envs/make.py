@@ -28,6 +28,7 @@ def _default_mujoco_gl() -> None:
 _default_mujoco_gl()  # must run before gymnasium's MuJoCo envs (and so mujoco) are imported
 
 import difflib  # noqa: E402
+import importlib  # noqa: E402
 import inspect  # noqa: E402
 from functools import partial  # noqa: E402
 from typing import Optional, Union  # noqa: E402
@@ -98,7 +99,7 @@ def make_vector_env(env_id: str, num_envs: int, seed: int, *, kwargs: Optional[d
     if mode == "native":
         if sched is not None:
             raise ValueError("a task schedule needs a wrapper per sub-env: use vectorization 'sync' or 'async'")
-        if gym.spec(env_id).vector_entry_point is None:
+        if _spec(env_id).vector_entry_point is None:
             raise ValueError(f"{env_id} has no native vector env; use vectorization 'sync'")
         extra = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
         envs = _SeedList(gym.make_vec(env_id, num_envs, vectorization_mode="vector_entry_point", **kwargs, **extra))
@@ -111,7 +112,7 @@ def make_vector_env(env_id: str, num_envs: int, seed: int, *, kwargs: Optional[d
 
 def _native_supports(env_id: str, kwargs: dict) -> bool:
     """Does ``env_id`` have a native vector env that accepts ``kwargs``?"""
-    entry = gym.spec(env_id).vector_entry_point
+    entry = _spec(env_id).vector_entry_point
     if entry is None:
         return False
     try:
@@ -123,6 +124,14 @@ def _native_supports(env_id: str, kwargs: dict) -> bool:
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return True
     return all(k in params for k in kwargs)
+
+
+def _spec(env_id: str):
+    """``gym.spec`` that also takes ``module:Id`` (importing ``module`` first, as ``gym.make`` does)."""
+    if ":" in env_id:
+        module, env_id = env_id.split(":", 1)
+        importlib.import_module(module)
+    return gym.spec(env_id)
 
 
 class _SeedList(VectorWrapper):

@@ -14,6 +14,7 @@ from spikegym.agents.encoders import (
     PopulationEncoder,
     adaptation_init,
     adaptation_step,
+    angle_dimensions,
     gaussian_fields,
     pair_fields,
     running_norm_apply,
@@ -413,3 +414,52 @@ def test_encoder_with_pairs_appends_the_grids_and_adapts_them():
         last = enc.probabilities(x, K=20)
     strong = first[0, 15:] > 0.5 * enc.max_prob  # the grid fields near the input (weak ones adapt less)
     assert strong.sum() >= 2 and (last[0, 15:][strong] < 0.5 * first[0, 15:][strong]).all()
+
+
+# ---- angles: circular fields -----------------------------------------------------------------
+
+
+def test_circular_fields_wrap_around_and_match_the_analytic_bump():
+    low, high = torch.tensor([-math.pi, -1.0]), torch.tensor([math.pi, 1.0])
+    circular = torch.tensor([True, False])
+    fields = 8
+    spacing = 2 * math.pi / fields  # 8 centres around the circle, -pi (= pi) among them
+    for theta in (-math.pi, -3.0, -0.4, 0.0, 1.0, 3.1, math.pi):
+        phi = gaussian_fields(torch.tensor([[theta, 0.25]]), low, high, fields, circular).view(2, fields)
+        for j in range(fields):
+            c = -math.pi + j * spacing
+            d = min(abs(theta - c), 2 * math.pi - abs(theta - c))  # the shorter way round
+            assert phi[0, j].item() == pytest.approx(math.exp(-0.5 * (d / spacing) ** 2), abs=1e-5)
+        # the other dimension is the ordinary code, untouched by its neighbour's wrapping
+        torch.testing.assert_close(phi[1], gaussian_fields(torch.tensor([[0.25]]), low[1:], high[1:], fields)[0])
+    # -pi and pi are the same angle, and the code is continuous across the seam
+    at = lambda t: gaussian_fields(torch.tensor([[t, 0.0]]), low, high, fields, circular)
+    torch.testing.assert_close(at(-math.pi), at(math.pi), atol=1e-6, rtol=0)
+    assert (at(math.pi - 1e-4) - at(-math.pi + 1e-4)).abs().max().item() < 1e-3  # 2e-4 rad apart
+    # without circular dimensions the result is the plain code, exactly
+    x = torch.tensor([[0.3, -0.7]])
+    assert torch.equal(gaussian_fields(x, low, high, 5, torch.tensor([False, False])), gaussian_fields(x, low, high, 5))
+
+
+def test_encoder_angles_code_atan2_and_may_be_paired():
+    # Pendulum's observation: cos, sin, angular velocity; the angle is coded dimension 3
+    low, high = [-1.0, -1.0, -8.0], [1.0, 1.0, 8.0]
+    enc = PopulationEncoder(low, high, 2, fields=6, neurons_per_field=1, bias_neurons=0, angles=[[0, 1]],
+                            pairs=[[3, 2]], pair_fields=4)
+    assert enc.coded_dim == 4 and enc.n_out == 4 * 6 + 16
+    theta = torch.tensor([0.5, -2.9])
+    obs = torch.stack([theta.cos(), theta.sin(), torch.tensor([1.0, -3.0])], 1)
+    torch.testing.assert_close(angle_dimensions(obs, enc.angles), theta.view(2, 1))
+    p = enc.probabilities(obs)
+    ext_low, ext_high = torch.tensor([*low, -math.pi]), torch.tensor([*high, math.pi])
+    circ = torch.tensor([False, False, False, True])
+    x = torch.cat([obs, theta.view(2, 1)], 1)
+    expected = enc.max_prob * torch.cat([gaussian_fields(x, ext_low, ext_high, 6, circ),
+                                         pair_fields(x, ext_low, ext_high, 4, torch.tensor([[3, 2]]), circ)], 1)
+    torch.testing.assert_close(p, expected)
+    # the angle's fields peak where the angle is: centre j = 3 of 6 is 0 rad + pi/3 * ... (centres -pi + j pi/3)
+    assert p[0, 18:24].argmax().item() == round((0.5 + math.pi) / (math.pi / 3)) % 6
+    with pytest.raises(ValueError, match="angles"):
+        PopulationEncoder(low, high, 2, angles=[[0, 3]])
+    with pytest.raises(ValueError, match="pairs"):
+        PopulationEncoder(low, high, 2, angles=[[0, 1]], pairs=[[4, 2]])  # only 4 coded dimensions

@@ -288,6 +288,19 @@ def test_vectorization_choices():
         make_vector_env("Pendulum-v1", 2, 0, vectorization="native")
 
 
+
+def test_module_prefixed_env_id_is_imported_first(tmp_path, monkeypatch):
+    # 'module:Id' (the config's documented form for a user's own env) used to fail in the vectorization choice
+    (tmp_path / "my_worlds.py").write_text(
+        "import gymnasium as gym\n"
+        "gym.register('MyPole-v0', entry_point='gymnasium.envs.classic_control:CartPoleEnv', max_episode_steps=50)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    envs = make_vector_env("my_worlds:MyPole-v0", 2, 0)
+    assert isinstance(envs.unwrapped, gym.vector.SyncVectorEnv)  # a registration without a native vector entry
+    obs, _ = envs.reset(seed=reset_seeds(0, 2))
+    assert obs.shape == (2, 4)
+    envs.close()
+
 def test_async_vector_env_with_schedule():
     envs = make_vector_env("CartPole-v1", 2, 0, vectorization="async", schedule={"cycle": True, "phases": [
         {"name": "A", "steps": 5}, {"name": "B", "steps": 5, "changes": {"gravity": 20.0}}]})

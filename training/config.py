@@ -194,6 +194,9 @@ class EncoderConfig:
     running_clip: float = setting(3.0, "running normalisation covers mean +- running_clip std", gt=0.0)
     pairs: list[list[int]] = setting([], "conjunctive 2-D fields over these pairs of observation dimensions, e.g. [[0, 2], [1, 2]]")
     pair_fields: int = setting(7, "fields per dimension of each 2-D grid (pair_fields**2 fields per pair)", min=2)
+    angles: list[list[int]] = setting(
+        [], "(cos, sin) observation dimension pairs, each also coded as one angle atan2(sin, cos) with circular "
+        "fields; the k-th angle is coded dimension D + k, which pairs may name (e.g. Pendulum [[0, 1]], pairs [[3, 2]])")
     adaptation: AdaptationConfig = section(AdaptationConfig, "sensory adaptation (habituation / sensitization)")
 
     def cross_check(self) -> list[tuple[str, str]]:
@@ -205,6 +208,8 @@ class EncoderConfig:
                 problems.append(("high", "must be greater than 'low' in every dimension"))
         if any(len(p) != 2 or p[0] == p[1] or min(p) < 0 for p in self.pairs):
             problems.append(("pairs", "must be pairs of two different dimension indices >= 0, e.g. [[0, 2]]"))
+        if any(len(p) != 2 or p[0] == p[1] or min(p) < 0 for p in self.angles):
+            problems.append(("angles", "must be (cos, sin) pairs of two different dimension indices >= 0, e.g. [[0, 1]]"))
         if self.normalize == "fixed" and (self.low is None or self.high is None):
             problems.append(("normalize", "'fixed' needs both 'low' and 'high'"))
         return problems
