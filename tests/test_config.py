@@ -180,6 +180,17 @@ def test_cross_field_check(tmp_path):
     assert load_config(None, ["run.device=cuda:1"]).run.device == "cuda:1"
     path = write(tmp_path, "encoder:\n  pairs: [[0, 2], [1, 1]]\n")
     assert str(error_of(path)).startswith(f"{path}:2: 'encoder.pairs' must be pairs of two different")
+    path = write(tmp_path, "encoder:\n  angles: [[0, 0]]\n")
+    assert str(error_of(path)).startswith(f"{path}:2: 'encoder.angles' must be (cos, sin) pairs")
+    # dimensions the env's observations do not have (CartPole: 4; with one angle, 5 coded dimensions)
+    path = write(tmp_path, "encoder:\n  angles: [[0, 1]]\n  pairs:\n    - [0, 4]\n    - [2, 5]\n")
+    assert str(error_of(path)) == (f"{path}:5: 'encoder.pairs' names dimension 5, but CartPole-v1 has 5 coded "
+                                   "dimensions (4 observed + 1 angles)")
+    path = write(tmp_path, "env:\n  id: Pendulum-v1\nencoder:\n  angles: [[0, 3]]\n")
+    assert str(error_of(path)) == f"{path}:4: 'encoder.angles' names dimension 3, but Pendulum-v1 observations have 3 (0 .. 2)"
+    path = write(tmp_path, "encoder:\n  low: [0, 0]\n  high: [1, 1]\n")
+    assert str(error_of(path)) == f"{path}:2: 'encoder.low' has 2 values but CartPole-v1 observations have 4 dimensions"
+    assert load_config(None, ["env.id=Pendulum-v1", "encoder.angles=[[0, 1]]", "encoder.pairs=[[3, 2]]"]).encoder.pairs
     path = write(tmp_path, "novelty:\n  neurons: 16\n  active: 32\n")
     assert str(error_of(path)) == f"{path}:3: 'novelty.active' must be at most 'neurons' (16)"
 
@@ -230,7 +241,7 @@ def test_numeric_strings_are_coerced(tmp_path):
           actor_lr: 3e-4      # PyYAML: the string '3e-4'
           critic_lr: 1        # an int for a float field
         encoder:
-          low: [-2.4, '-2e0', 1]
+          low: [-2.4, '-2e0', 1, 0.5]  # CartPole's 4 dimensions
         """,
     )
     raw = yaml.safe_load(path.read_text())
@@ -241,7 +252,7 @@ def test_numeric_strings_are_coerced(tmp_path):
     assert cfg.run.log_every == 1000
     assert cfg.plasticity.actor_lr == pytest.approx(3e-4) and type(cfg.plasticity.actor_lr) is float
     assert cfg.plasticity.critic_lr == 1.0 and type(cfg.plasticity.critic_lr) is float
-    assert cfg.encoder.low == [-2.4, -2.0, 1.0] and all(type(x) is float for x in cfg.encoder.low)
+    assert cfg.encoder.low == [-2.4, -2.0, 1.0, 0.5] and all(type(x) is float for x in cfg.encoder.low)
     err = error_of(write(tmp_path, "run:\n  steps: 2.5e0\n"))
     assert "expected an integer, got '2.5e0' (write e.g. 200000 or 2e5)" in str(err)
 

@@ -831,7 +831,39 @@ def load_config(path: str | Path | None, overrides: typing.Iterable[str] = ()) -
     cfg = _validate(data, origins, overrides)
     source, line = origins.locate(("env", "id"))
     check_env_id(cfg, source=source, line=line)
+    _check_encoder_dimensions(cfg, origins)
     return cfg
+
+
+def _check_encoder_dimensions(cfg: Config, origins: _Origins) -> None:
+    """Raise :class:`ConfigError` when ``encoder.low/high/angles/pairs`` name dimensions the env's
+    observations do not have (the env is made, briefly, only when one of them is set)."""
+    e = cfg.encoder
+    if not (e.pairs or e.angles or e.low is not None or e.high is not None):
+        return
+    import gymnasium
+
+    from spikegym.envs import obs_bounds
+
+    env = gymnasium.make(cfg.env.id, **cfg.env.kwargs)
+    try:
+        dims = len(obs_bounds(env.observation_space)[0])
+    finally:
+        env.close()
+    for name in ("low", "high"):
+        values = getattr(e, name)
+        if values is not None and len(values) != dims:
+            raise origins.error(("encoder", name), f"'encoder.{name}' has {len(values)} values but {cfg.env.id} "
+                                                   f"observations have {dims} dimensions")
+    for i, pair in enumerate(e.angles):
+        if max(pair) >= dims:
+            raise origins.error(("encoder", "angles", i), f"'encoder.angles' names dimension {max(pair)}, but "
+                                                          f"{cfg.env.id} observations have {dims} (0 .. {dims - 1})")
+    coded = dims + len(e.angles)
+    for i, pair in enumerate(e.pairs):
+        if max(pair) >= coded:
+            raise origins.error(("encoder", "pairs", i), f"'encoder.pairs' names dimension {max(pair)}, but {cfg.env.id} "
+                                                         f"has {coded} coded dimensions ({dims} observed + {len(e.angles)} angles)")
 
 
 def check_env_id(cfg: Config, *, source: str | None = None, line: int | None = None) -> None:
