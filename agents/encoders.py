@@ -88,28 +88,21 @@ def gaussian_fields(obs: Tensor, low: Tensor, high: Tensor, fields: int, circula
     high = torch.as_tensor(high, dtype=obs.dtype, device=obs.device)
     if not bool((high > low).all()):
         raise ValueError("gaussian_fields needs high > low in every dimension")
-    if circular is not None and bool(circular.any()):
-        return _circular_fields(obs, low, high, fields, circular)
-    spacing = (high - low) / (fields - 1)  # [D]
-    x = torch.maximum(torch.minimum(obs, high), low)  # [B, D]
-    j = torch.arange(fields, device=obs.device, dtype=obs.dtype)  # [F]
-    centres = low[:, None] + spacing[:, None] * j  # [D, F]
-    u = (x[:, :, None] - centres) / spacing[:, None]  # [B, D, F]
-    return torch.exp(-0.5 * u * u).reshape(obs.shape[0], -1)
-
-
-def _circular_fields(obs: Tensor, low: Tensor, high: Tensor, fields: int, circular: Tensor) -> Tensor:
-    """:func:`gaussian_fields` with the dimensions ``circular [D]`` wrapped around."""
     span = high - low
-    circ = circular.to(device=obs.device)
-    spacing = torch.where(circ, span / fields, span / (fields - 1))  # [D]
-    x = torch.where(circ, obs, torch.maximum(torch.minimum(obs, high), low))  # [B, D]
+    spacing = span / (fields - 1)  # [D]
+    x = torch.maximum(torch.minimum(obs, high), low)  # [B, D]
+    if circular is not None:  # angles: fields all the way round, no clipping
+        circular = circular.to(device=obs.device)
+        spacing = torch.where(circular, span / fields, spacing)
+        x = torch.where(circular, obs, x)
     j = torch.arange(fields, device=obs.device, dtype=obs.dtype)  # [F]
     centres = low[:, None] + spacing[:, None] * j  # [D, F]
     diff = x[:, :, None] - centres  # [B, D, F]
-    half = (0.5 * span)[:, None]
-    wrapped = torch.remainder(diff + half, span[:, None]) - half  # the shorter way round the circle
-    u = torch.where(circ[:, None], wrapped, diff) / spacing[:, None]
+    if circular is not None:
+        half = (0.5 * span)[:, None]
+        wrapped = torch.remainder(diff + half, span[:, None]) - half  # the shorter way round the circle
+        diff = torch.where(circular[:, None], wrapped, diff)
+    u = diff / spacing[:, None]
     return torch.exp(-0.5 * u * u).reshape(obs.shape[0], -1)
 
 
@@ -142,9 +135,14 @@ def pair_fields(obs: Tensor, low: Tensor, high: Tensor, fields: int, pairs: Tens
     >>> [round(v, 4) for v in phi[0].tolist()]   # x0 = 0 (fields .61 1 .61) times x1 = 1 (fields .14 .61 1)
     [0.0821, 0.3679, 0.6065, 0.1353, 0.6065, 1.0, 0.0821, 0.3679, 0.6065]
     """
-    g = gaussian_fields(obs, low, high, fields, circular).view(obs.shape[0], -1, fields)  # [B, D, F]
+    return _pair_products(gaussian_fields(obs, low, high, fields, circular), fields, pairs)
+
+
+def _pair_products(phi: Tensor, fields: int, pairs: Tensor) -> Tensor:
+    """The 2-D fields ``[B, P * fields**2]`` of :func:`pair_fields` from the 1-D ones ``phi [B, D * fields]``."""
+    g = phi.view(phi.shape[0], -1, fields)  # [B, D, F]
     first, second = g[:, pairs[:, 0]], g[:, pairs[:, 1]]  # [B, P, F]
-    return (first[:, :, :, None] * second[:, :, None, :]).reshape(obs.shape[0], -1)
+    return (first[:, :, :, None] * second[:, :, None, :]).reshape(phi.shape[0], -1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -524,8 +522,9 @@ class PopulationEncoder(torch.nn.Module):
             circular = self.circular
         phi = gaussian_fields(x, self.field_low, self.field_high, self.fields, circular)  # [B, (D+A)*F]
         if len(self.pairs):
-            phi = torch.cat([phi, pair_fields(x, self.field_low, self.field_high, self.pair_fields, self.pairs, circular)],
-                            dim=1)
+            grid = phi if self.pair_fields == self.fields else gaussian_fields(
+                x, self.field_low, self.field_high, self.pair_fields, circular)  # the 1-D fields once per width
+            phi = torch.cat([phi, _pair_products(grid, self.pair_fields, self.pairs)], dim=1)
         if self.adaptation is None:
             p = self.max_prob * phi
         else:

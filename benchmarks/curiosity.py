@@ -9,8 +9,8 @@ solved line, -110, asks for about as good as the better of them).
 Both runs use the env's config (``configs/<name>.yaml``), the same seed, the same agents and the same
 budget of env steps per agent, through :func:`spikegym.training.loop.train`; the only difference is
 ``novelty.enabled`` (``--set`` overrides apply to both). ``--parallel`` trains the two at once in two
-processes (same results, about half the wall-clock on a machine with two free cores). For each run it prints a short learning curve
-(population median of each agent's mean return over its last 100 episodes), each agent's figures, and
+processes (same results, about half the wall-clock on a machine with two free cores). For each run it
+prints a short learning curve (population median of each agent's mean return over its last 100 episodes), each agent's figures, and
 ends with::
 
     summary: env=<id> curious_median_return=<f> plain_median_return=<f> curious_goal_rate=<f> plain_goal_rate=<f>
@@ -160,20 +160,20 @@ def main(argv=None) -> int:
     for name, ret in reference_returns(args.env).items():
         print(f"reference: {name}: mean return {ret:.1f} (500 episodes)")
     todo = [(name, enabled) for name, enabled in (("curious", True), ("plain", False)) if args.only in (None, name)]
-    runs = {}
-    if args.parallel and len(todo) > 1:  # each process prints its own progress lines, tagged [curious] / [plain]
+    parallel = args.parallel and len(todo) > 1
+    runs, done = {}, {}
+    if parallel:  # each process prints its own progress lines, tagged [curious] / [plain]
         for name, enabled in todo:
             print(f"{name}: {args.env}, novelty.enabled={str(enabled).lower()}, config {config}", flush=True)
         with ProcessPoolExecutor(len(todo), mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {name: pool.submit(run_one, name, args, config, enabled) for name, enabled in todo}
             done = {name: f.result() for name, f in futures.items()}
     for name, enabled in todo:
-        if args.parallel and len(todo) > 1:
-            runs[name] = res = done[name]
+        if parallel:
             print(f"{name}:", flush=True)
         else:
             print(f"{name}: {args.env}, novelty.enabled={str(enabled).lower()}, config {config}", flush=True)
-            runs[name] = res = run_one(name, args, config, enabled)
+        runs[name] = res = done[name] if parallel else run_one(name, args, config, enabled)
         print(f"  {res['agents']} agents x {res['steps']} steps, wall {res['wall_s']:.0f} s, "
               f"{res['agents'] * res['steps'] / res['wall_s']:.0f} agent-steps/s, threshold {SOLVED_AT.get(args.env)}")
         print(f"  {'agent':>5} {'return_last100':>14} {'goal_rate':>9} {'first_goal':>10} {'steps_to_solve':>14} {'episodes':>8}")

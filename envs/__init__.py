@@ -11,6 +11,7 @@ from spikegym.envs.make import (  # first: sets MUJOCO_GL before mujoco can be i
     make_env,
     make_vector_env,
     obs_bounds,
+    registered_id,
     reset_seeds,
 )
 from spikegym.envs.changes import CHANGES, Change, Interface, describe_changes, register_change
@@ -18,6 +19,7 @@ from spikegym.envs.schedule import Draw, Phase, PhaseSpan, ScheduleError, TaskSc
 
 __all__ = [
     "make_env", "make_vector_env", "reset_seeds", "obs_bounds", "is_discrete", "action_size", "VECTORIZATIONS",
+    "registered_id",
     "CHANGES", "Change", "Interface", "register_change", "describe_changes",
     "TaskSchedule", "Phase", "PhaseSpan", "Draw", "ScheduleError", "TaskScheduleWrapper",
 ]

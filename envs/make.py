@@ -40,7 +40,7 @@ from gymnasium.wrappers.vector import RecordEpisodeStatistics  # noqa: E402
 
 from spikegym.envs.schedule import TaskSchedule, TaskScheduleWrapper  # noqa: E402
 
-__all__ = ["make_env", "make_vector_env", "reset_seeds", "obs_bounds", "is_discrete", "action_size",
+__all__ = ["make_env", "make_vector_env", "reset_seeds", "obs_bounds", "is_discrete", "action_size", "registered_id",
            "VECTORIZATIONS"]
 
 #: ``auto``: the env's native numpy vector env when it has one and no schedule is given (CartPole),
@@ -126,12 +126,19 @@ def _native_supports(env_id: str, kwargs: dict) -> bool:
     return all(k in params for k in kwargs)
 
 
+def registered_id(env_id: str) -> str:
+    """The registry id of ``env_id``: for ``module:Id``, ``Id`` after importing ``module`` (as ``gym.make``
+    does; an ``ImportError`` propagates), else ``env_id`` itself."""
+    if ":" not in env_id:
+        return env_id
+    module, _, name = env_id.rpartition(":")
+    importlib.import_module(module)
+    return name
+
+
 def _spec(env_id: str):
-    """``gym.spec`` that also takes ``module:Id`` (importing ``module`` first, as ``gym.make`` does)."""
-    if ":" in env_id:
-        module, env_id = env_id.split(":", 1)
-        importlib.import_module(module)
-    return gym.spec(env_id)
+    """``gym.spec`` that also takes ``module:Id``."""
+    return gym.spec(registered_id(env_id))
 
 
 class _SeedList(VectorWrapper):

@@ -1,4 +1,4 @@
-"""benchmarks/curiosity.py: the hand-written reference policies it prints for scale."""
+"""benchmarks/curiosity.py: the hand-written reference policies it prints for scale; --parallel."""
 
 import subprocess
 import sys
@@ -15,7 +15,6 @@ def test_mountaincar_reference_policies_reach_the_flag_and_the_first_push_matter
     # the start position saves steps
     assert -200 < plain < first_push < -100
     assert bench.reference_returns("CartPole-v1") == {}
-
 
 
 def test_parallel_runs_give_the_sequential_figures():

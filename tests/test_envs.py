@@ -288,7 +288,6 @@ def test_vectorization_choices():
         make_vector_env("Pendulum-v1", 2, 0, vectorization="native")
 
 
-
 def test_module_prefixed_env_id_is_imported_first(tmp_path, monkeypatch):
     # 'module:Id' (the config's documented form for a user's own env) used to fail in the vectorization choice
     (tmp_path / "my_worlds.py").write_text(
@@ -300,6 +299,7 @@ def test_module_prefixed_env_id_is_imported_first(tmp_path, monkeypatch):
     obs, _ = envs.reset(seed=reset_seeds(0, 2))
     assert obs.shape == (2, 4)
     envs.close()
+
 
 def test_async_vector_env_with_schedule():
     envs = make_vector_env("CartPole-v1", 2, 0, vectorization="async", schedule={"cycle": True, "phases": [

@@ -872,24 +872,18 @@ def check_env_id(cfg: Config, *, source: str | None = None, line: int | None = N
     ``module:EnvId`` imports ``module`` first (as ``gymnasium.make`` does). ``spikegym.envs`` is
     imported too, so envs it registers count. Gymnasium is imported here, lazily.
     """
-    import importlib
-
     import gymnasium
 
-    try:  # our own envs, if spikegym.envs registers any
-        importlib.import_module("spikegym.envs")
-    except ImportError:
-        pass
+    from spikegym.envs import registered_id  # (importing spikegym.envs registers our own envs, if any)
+
     env_id = cfg.env.id
-    name = env_id
-    if ":" in env_id:
-        module, _, name = env_id.rpartition(":")
-        try:
-            importlib.import_module(module)
-        except ImportError as err:
-            raise ConfigError(
-                f"'env.id' {env_id!r}: cannot import module {module!r} ({err})", source=source, line=line, key="env.id"
-            ) from None
+    try:
+        name = registered_id(env_id)
+    except ImportError as err:
+        module = env_id.rpartition(":")[0]
+        raise ConfigError(
+            f"'env.id' {env_id!r}: cannot import module {module!r} ({err})", source=source, line=line, key="env.id"
+        ) from None
     registry = gymnasium.envs.registry
     if name in registry:
         return
