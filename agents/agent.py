@@ -19,6 +19,7 @@ reset. ``terminated`` and ``truncated`` stay apart: truncation bootstraps from V
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import numpy as np
@@ -52,7 +53,7 @@ def build_brain(cfg, n_inputs: int, n_motor: int, *, batch: int, seed: int, devi
     pops = [
         Population("sensors", n_inputs, "input"),
         Population("motor", n_motor, model, lif=lif, escape=EscapeParams(slope=b.slope, bias=b.motor_bias), homeostasis=homeo),
-        Population("critic", b.critic_size, "escape", escape=EscapeParams(slope=b.slope, bias=b.critic_bias)),
+        Population("critic", b.critic_size, "escape", escape=EscapeParams(slope=b.slope, bias=critic_bias(cfg))),
     ]
     k = b.substeps
     stp = TMParams(b.stp.U, b.stp.tau_facilitation, b.stp.tau_depression) if b.stp.enabled else None
@@ -78,6 +79,20 @@ def build_brain(cfg, n_inputs: int, n_motor: int, *, batch: int, seed: int, devi
     engine = b.engine
     return Brain(pops, projections, batch=batch, dt=b.dt, seed=seed, agent_index0=agent_index0,
                  engine=engine, device=device)
+
+
+def critic_bias(cfg) -> float:
+    """The critic neurons' bias: ``brain.critic_bias``, or the one that starts the value at ``dopamine.value_init``.
+
+    With zero initial weights every critic neuron fires with ``p0 = sigmoid(slope * bias)`` and
+    ``V = low + (high - low) * p0``, so ``bias = logit((value_init - low) / (high - low)) / slope``.
+    """
+    v0 = cfg.dopamine.value_init
+    if v0 is None:
+        return cfg.brain.critic_bias
+    low, high = cfg.dopamine.value_range(cfg.env.failure_reward)
+    p0 = (v0 - low) / (high - low)
+    return math.log(p0 / (1.0 - p0)) / cfg.brain.slope
 
 
 def _lateral_mask(brain: Brain, groups: int):
@@ -139,11 +154,8 @@ class Agent:
                                            seed=seed, device=self.device,
                                            mode={"hash": "simhash", "neurons": "neurons"}[n.mode],
                                            n_neurons=n.neurons, active=n.active, adaptation=habituation)
-        d = cfg.dopamine
         # V = value_low + (value_high - value_low) * mean critic firing probability
-        fail = cfg.env.failure_reward
-        self.value_low = d.value_low if d.value_low is not None else (min(fail, 0.0) if fail is not None else -1.0)
-        self.value_high = d.value_high if d.value_high is not None else (max(fail, 0.0) if fail is not None else 1.0)
+        self.value_low, self.value_high = cfg.dopamine.value_range(cfg.env.failure_reward)
         z = lambda dtype=torch.float32: torch.zeros(num_agents, device=self.device, dtype=dtype)
         self.state = {"value_prev": z(), "learnable": z(torch.bool), "reward_mean": z(), "steps": torch.zeros((), dtype=torch.int64)}
         if cfg.novelty.surprise_gain > 0 or cfg.novelty.surprise_shrink > 0:  # recent and long-run means for td_surprise

@@ -241,6 +241,20 @@ def test_truncation_bootstraps_termination_does_not(failure_reward):
     assert bool(((v >= lo) & (v <= hi)).all())
 
 
+@pytest.mark.parametrize("value_init", [-1.0, -0.2, 0.45])
+def test_value_init_is_the_first_value(value_init):
+    """With zero initial weights the critic's first value is ``dopamine.value_init`` (range [-1.5, 0.5], slope 2)."""
+    cfg = cartpole_cfg("dopamine.value_low=-1.5", "dopamine.value_high=0.5", "brain.slope=2.0",
+                       f"dopamine.value_init={value_init}", "brain.w_init_std=0.0")
+    a = make_agent(cfg, 3)
+    world = Driver(3)
+    a.step(*world.inputs())
+    torch.testing.assert_close(a.last["value"], torch.full((3,), value_init), atol=1e-5, rtol=0)
+    plain = make_agent(cartpole_cfg("dopamine.value_low=-1.5", "dopamine.value_high=0.5", "brain.w_init_std=0.0"), 3)
+    plain.step(*world.inputs())  # without it the bias is brain.critic_bias = 0: p = 1/2, V = the middle of the range
+    torch.testing.assert_close(plain.last["value"], torch.full((3,), -0.5), atol=1e-5, rtol=0)
+
+
 # --------------------------------------------------------------------------- continuous actions
 
 

@@ -193,6 +193,12 @@ def test_cross_field_check(tmp_path):
     assert load_config(None, ["env.id=Pendulum-v1", "encoder.angles=[[0, 1]]", "encoder.pairs=[[3, 2]]"]).encoder.pairs
     path = write(tmp_path, "novelty:\n  neurons: 16\n  active: 32\n")
     assert str(error_of(path)) == f"{path}:3: 'novelty.active' must be at most 'neurons' (16)"
+    # the critic's starting value: strictly inside its range (the default range with failure_reward -1 is [-1, 0])
+    path = write(tmp_path, "env:\n  failure_reward: -1.0\ndopamine:\n  value_init: -1.0\n")
+    assert str(error_of(path)) == (f"{path}:4: 'dopamine.value_init' must lie strictly between the critic's value "
+                                   "range ends -1 and 0 (dopamine.value_low/high)")
+    path = write(tmp_path, "brain:\n  critic_bias: -1.0\ndopamine:\n  value_low: -2.0\n  value_init: -1.0\n")
+    assert str(error_of(path)).startswith(f"{path}:5: 'dopamine.value_init' sets the critic's bias: leave 'brain.critic_bias' out")
 
 
 def test_duplicate_key(tmp_path):

@@ -313,11 +313,19 @@ class DopamineConfig:
     clip: Optional[float] = setting(None, "clip dopamine to [-clip, clip] (null: no clip)", gt=0.0)
     value_low: Optional[float] = setting(None, "critic value when its neurons are silent (null: min(failure_reward, 0), or -1 without failure_reward)")
     value_high: Optional[float] = setting(None, "critic value when its neurons fire at full rate (null: max(failure_reward, 0), or +1 without failure_reward)")
+    value_init: Optional[float] = setting(None, "the critic's value before it learns, strictly between the value range's ends: "
+                                                "sets the critic neurons' bias (null: brain.critic_bias decides)")
 
     def cross_check(self) -> list[tuple[str, str]]:
         if self.value_low is not None and self.value_high is not None and self.value_low >= self.value_high:
             return [("value_high", "must be greater than 'value_low'")]
         return []
+
+    def value_range(self, failure_reward: Optional[float]) -> tuple[float, float]:
+        """``(low, high)``: ``V = low + (high - low) * mean critic firing probability``."""
+        low = self.value_low if self.value_low is not None else (min(failure_reward, 0.0) if failure_reward is not None else -1.0)
+        high = self.value_high if self.value_high is not None else (max(failure_reward, 0.0) if failure_reward is not None else 1.0)
+        return low, high
 
 
 @dataclass
@@ -832,7 +840,23 @@ def load_config(path: str | Path | None, overrides: typing.Iterable[str] = ()) -
     source, line = origins.locate(("env", "id"))
     check_env_id(cfg, source=source, line=line)
     _check_encoder_dimensions(cfg, origins)
+    _check_value_init(cfg, origins)
     return cfg
+
+
+def _check_value_init(cfg: Config, origins: _Origins) -> None:
+    """``dopamine.value_init`` must lie strictly inside the critic's value range (the bias would be infinite
+    at an end), and replaces ``brain.critic_bias``: setting both is a mistake."""
+    v0 = cfg.dopamine.value_init
+    if v0 is None:
+        return
+    low, high = cfg.dopamine.value_range(cfg.env.failure_reward)
+    if not low < v0 < high:
+        raise origins.error(("dopamine", "value_init"), f"'dopamine.value_init' must lie strictly between the critic's "
+                                                         f"value range ends {low:g} and {high:g} (dopamine.value_low/high)")
+    if cfg.brain.critic_bias != 0.0:
+        raise origins.error(("dopamine", "value_init"), "'dopamine.value_init' sets the critic's bias: leave "
+                                                         "'brain.critic_bias' out, or drop 'dopamine.value_init'")
 
 
 def _check_encoder_dimensions(cfg: Config, origins: _Origins) -> None:
