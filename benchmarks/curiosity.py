@@ -10,8 +10,8 @@ Both runs use the env's config (``configs/<name>.yaml``), the same seed, the sam
 budget of env steps per agent, through :func:`spikegym.training.loop.train`; the only difference is
 ``novelty.enabled`` (``--set`` overrides apply to both). ``--parallel`` trains the two at once in two
 processes (same results, about half the wall-clock on a machine with two free cores). For each run it
-prints a short learning curve (population median of each agent's mean return over its last 100 episodes), each agent's figures, and
-ends with::
+prints a short learning curve (population median of each agent's mean return over its last 100
+episodes), each agent's figures, and ends with::
 
     summary: env=<id> curious_median_return=<f> plain_median_return=<f> curious_goal_rate=<f> plain_goal_rate=<f>
 
