@@ -34,6 +34,7 @@ from spikegym.brains.synapses import TMParams
 
 from .decoders import continuous_action, discrete_action
 from .encoders import AdaptationParams, PopulationEncoder
+from .fastpath import FastStep
 from .novelty import NoveltyDetector, ach_gain, bonus_weight, td_surprise
 
 _SENSOR_STREAM = 1 << 30
@@ -163,6 +164,8 @@ class Agent:
         self.last: dict[str, Tensor] = {}
         self._noise = CounterNoise()  # cached hash words of the sensor and tie-break streams
         self._scratch: dict = {}
+        # the same step with its small operations in two compiled kernels, where this agent allows
+        self.fast = FastStep.build(self) if cfg.run.kernels == "auto" else None
 
     # ------------------------------------------------------------------ one environment step
 
@@ -178,6 +181,8 @@ class Agent:
         Returns:
             actions for the vector env: ``[B]`` ints (discrete) or ``[B, A]`` floats, as numpy.
         """
+        if self.fast is not None:
+            return self.fast.step(obs, reward, terminated, truncated, learn=learn)
         dev = self.device
         if np.ndim(obs) == 1:  # a Discrete observation space gives one number per agent: [B] -> [B, 1]
             obs = obs[:, None]
@@ -253,7 +258,7 @@ class Agent:
         """
         b, n = probs.shape
         g = self.n_groups if self.discrete else 0
-        blocks = ((_SENSOR_STREAM, n), (_TIE_STREAM, g)) if g else ((_SENSOR_STREAM, n),)
+        blocks = self._sense_blocks(n)
         key = (self.K, n + g, probs.device)
         bufs = self._scratch.get(key)
         if bufs is None:
@@ -267,6 +272,11 @@ class Agent:
         torch.lt(a[..., :n], bernoulli_threshold(probs), out=spikes)
         ties = a[0, :, n:].mul(UNIT).add_(0.5) if g else None  # = to_uniform of the tie stream's words
         return spikes, ties
+
+    def _sense_blocks(self, n_in: int) -> tuple[tuple[int, int], ...]:
+        """The noise column blocks ``(stream, n)`` of the sensors and, for discrete actions, the tie breaks."""
+        g = self.n_groups if self.discrete else 0
+        return ((_SENSOR_STREAM, n_in), (_TIE_STREAM, g)) if g else ((_SENSOR_STREAM, n_in),)
 
     def _ach_gain(self, novelty: Optional[Tensor], delta: Tensor, r: Tensor,
                   learnable: Tensor) -> tuple[Optional[Tensor], Optional[Tensor]]:

@@ -26,7 +26,11 @@ def discrete_action(motor_spikes: Tensor, n_actions: int, tie_noise: Tensor) -> 
     >>> discrete_action(s, 2, torch.zeros(1, 2)).tolist()
     [1]
     """
-    counts = population_counts(motor_spikes, n_actions)
+    return winner(population_counts(motor_spikes, n_actions), tie_noise)
+
+
+def winner(counts: Tensor, tie_noise: Tensor) -> Tensor:
+    """Actions ``[B]`` from spike counts ``[B, n_actions]`` (changed in place): the most spikes win, ties by noise."""
     return counts.add_(tie_noise, alpha=0.5).argmax(dim=1)
 
 
@@ -49,8 +53,14 @@ def continuous_action(motor_spikes: Tensor, low: Tensor, high: Tensor, gain: flo
     """
     k, b, n = motor_spikes.shape
     a = low.numel()
-    m = n // (2 * a)
-    counts = population_counts(motor_spikes, 2 * a).view(b, a, 2)
-    drive = (counts[..., 0] - counts[..., 1]) / (k * m)  # in [-1, 1]
+    return push_pull(population_counts(motor_spikes, 2 * a), k * (n // (2 * a)), low, high, gain)
+
+
+def push_pull(counts: Tensor, most: int, low: Tensor, high: Tensor, gain: float = 1.0) -> Tensor:
+    """Actions ``[B, A]`` from spike counts ``[B, 2 * A]`` of push-pull pairs; ``most``: a population's
+    largest possible count (substeps x neurons)."""
+    b = counts.shape[0]
+    counts = counts.view(b, -1, 2)
+    drive = (counts[..., 0] - counts[..., 1]) / most  # in [-1, 1]
     mid, half = (high + low) / 2, (high - low) / 2
     return torch.maximum(torch.minimum(mid + half * (gain * drive), high), low)

@@ -551,6 +551,14 @@ class PopulationEncoder(torch.nn.Module):
         exactly). The result is bit-identical for finite observations. The constants are computed once (again
         if the ranges change).
         """
+        dim, centre, width = self.code_constants()
+        x = torch.clamp(obs, self.field_low, self.field_high)  # = maximum(minimum(obs, high), low) for low < high
+        u = (x.index_select(1, dim) - centre).div_(width)  # [B, N_in]
+        return (-0.5 * u).mul_(u).exp_().mul_(self.max_prob)
+
+    def code_constants(self) -> tuple[Tensor, Tensor, Tensor]:
+        """``(dim, centre, width)``, each ``[N_in]``, of the flat code of :meth:`_bounds_code` (computed once,
+        again if the ranges change)."""
         low, high = self._buffers["field_low"], self._buffers["field_high"]
         c = self.__dict__.get("_code_cache")
         if c is None or c[0] is not low or c[1] is not high or c[2] != (low._version, high._version):
@@ -564,10 +572,7 @@ class PopulationEncoder(torch.nn.Module):
             centre = torch.cat([centres.repeat_interleave(copies, dim=1).reshape(-1), centres.new_zeros(bias)])
             width = torch.cat([spacing.repeat_interleave(self.fields * copies), spacing.new_full((bias,), math.inf)])
             c = self._code_cache = (low, high, (low._version, high._version), dim, centre, width)
-        dim, centre, width = c[3], c[4], c[5]
-        x = torch.clamp(obs, low, high)  # = maximum(minimum(obs, high), low) for low < high
-        u = (x.index_select(1, dim) - centre).div_(width)  # [B, N_in]
-        return (-0.5 * u).mul_(u).exp_().mul_(self.max_prob)
+        return c[3], c[4], c[5]
 
     @no_grad
     def encode(

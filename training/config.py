@@ -370,6 +370,9 @@ class RunConfig:
     seed: int = setting(0, "seed of every generator in the run")
     device: str = setting("cpu", "torch device: cpu, cuda, cuda:1, ...")
     threads: Optional[int] = setting(None, "torch CPU threads (null: torch's default)", min=1)
+    kernels: Literal["auto", "torch"] = setting(
+        "auto", "auto: the agent step's small operations in two numba kernels where the agent allows (CPU, "
+        "see agents/fastpath.py); torch: every operation in torch")
     log_every: int = setting(2000, "env steps between TensorBoard scalars", min=1)
     checkpoint_every: int = setting(50_000, "env steps between checkpoints", min=1)
     eval_every: Optional[int] = setting(None, "env steps between evaluations (null: none)", min=1)

@@ -1,0 +1,371 @@
+"""The agent step in two compiled kernels (numba), for the common feed-forward escape agent on CPU.
+
+:meth:`Agent.step <spikegym.agents.agent.Agent.step>` does about a hundred small torch operations per
+environment step around three large ones (the window's current ``[B, K, P] @ [B, P, Q]``, the dopamine
+update of ``W`` and the eligibility product). At ``B = 16`` the small ones cost most of the time: each
+is a few microseconds of dispatch for little work. :class:`FastStep` does exactly the same step with
+the small ones fused into two numba kernels, and the three large ones left to torch::
+
+    obs -> sense kernel: Gaussian fields, the hash noise, input spikes [K, B, P], tie noise, input rates
+        -> z = pre @ W (torch)
+        -> act kernel: escape neurons, their noise, spikes and eligibility factors Y [B, K, Q], last
+           spikes and rates, V, the TD error, W's gain lr * delta per column, spike counts per population
+        -> W += gain * e (torch), e <- d^K e + pre^T Y (torch), autoreset, action from the counts
+
+The noise is the same counter hash, bit for bit, so the input and output spikes are those of the torch
+path. Float rounding of ``exp``, ``sigmoid`` and the rate averages differs in the last bit now and
+then, so a probability that sits exactly on a noise value can fire in one path and not in the other:
+the two paths agree step for step at first and drift apart only in such rare draws
+(tests/test_fastpath.py). The step is the same model, with the same state, checkpoints and logs.
+
+:meth:`FastStep.build` returns None (the agent keeps its torch step) unless: numba is installed, the
+device is the CPU, the brain takes its fused feed-forward path with no homeostasis, sign flips or weight
+bounds, the encoder codes fixed ranges without adaptation, angles or 2-D fields, there is no novelty
+detector or TD surprise, and the dopamine is the TD error. ``run.kernels`` chooses (``auto``: this step
+where it applies).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from spikegym.brains.random import UNIT, _A32, _B32, row_codes
+
+from .decoders import push_pull
+
+try:
+    import numba
+except ImportError:  # an optional speed-up: the torch step does the same
+    numba = None
+
+_HALF_GRID = float(1 << 23)
+_GRID = float(1 << 24)
+
+
+def available() -> bool:
+    """True when numba can be imported (the kernels compile on first use, then come from numba's cache)."""
+    return numba is not None
+
+
+if numba is not None:
+    _A = np.int32(_A32)
+    _B = np.int32(_B32)
+
+    @numba.njit(inline="always")
+    def _hash24(c1, c2, row):
+        """:func:`spikegym.brains.random.hash24` of one element: wrapping int32 arithmetic, arithmetic shifts."""
+        x = np.int32(np.uint32(np.uint32(c1) + np.uint32(row)) * np.uint32(_A))
+        x = np.int32(x ^ c2)
+        x = np.int32(x ^ (x >> np.int32(15)))
+        x = np.int32(np.uint32(x) * np.uint32(_B))
+        return x >> np.int32(8)
+
+    #: fast-math flags that keep infinities and NaNs (the bias inputs' width is inf), and a zero-division
+    #: model without checks: together they let LLVM vectorise the loops
+    _FAST = dict(fastmath={"contract", "reassoc", "nsz"}, error_model="numpy", boundscheck=False)
+
+    @numba.njit(inline="always", **_FAST)
+    def _exp_(x, bits):
+        """``x <- exp(x)`` in place (float32 [n]; bits: int32 [n] scratch), within 2 ulp.
+
+        numba's ``math.exp`` is a scalar libm call (the PyPI llvmlite has no vector maths library), which
+        would keep every loop around it scalar. Here ``exp(a) = 2**n p(r)`` with ``r = a - n ln 2`` in two
+        parts (Cody and Waite), ``p`` the degree-6 Taylor polynomial, and ``2**n`` made from its bits.
+        """
+        scale = bits.view(np.float32)
+        for i in range(x.shape[0]):
+            a = min(max(x[i], np.float32(-87.0)), np.float32(88.0))
+            t = a * np.float32(1.4426950408889634)
+            n = np.int32(t + np.float32(0.5) if t >= 0 else t - np.float32(0.5))  # nearest integer
+            r = a - np.float32(n) * np.float32(0.693145751953125)
+            r = r - np.float32(n) * np.float32(1.428606765330187e-06)
+            p = np.float32(1.0 / 720)
+            p = p * r + np.float32(1.0 / 120)
+            p = p * r + np.float32(1.0 / 24)
+            p = p * r + np.float32(1.0 / 6)
+            p = p * r + np.float32(0.5)
+            p = p * r + np.float32(1.0)
+            x[i] = p * r + np.float32(1.0)
+            bits[i] = (n + np.int32(127)) << np.int32(23)
+        for i in range(x.shape[0]):
+            x[i] *= scale[i]
+
+    @numba.njit(inline="always")
+    def _lerp(a, b, w):
+        """torch.lerp of float32 scalars."""
+        return a + w * (b - a) if w < 0.5 else b - (b - a) * (np.float32(1.0) - w)
+
+    @numba.njit(cache=True, parallel=True, **_FAST)
+    def _step(obs, low, high, dim, centre, width, max_prob, sc1, sc2, rows, sensors, ties, sensor_rate, sensor_rate_w,
+              w, e, decay, excite, bias, slope, mc1, mc2, y_alpha, y_beta, y_gamma, prob, spikes, last, rate, rate_w,
+              critic_lo, critic_hi, v_low, v_span, reward, failure_reward, reward_scale, term, ended, learnable,
+              value_prev, gamma, clip, lr, learn, r, delta, value, counts, motor_lo, motor_size, action, learnable_next):
+        """One decision of every agent (agents in parallel: each touches only its own rows).
+
+        Sensing: obs [B, D] clipped to low, high [D]; input ``i`` codes ``obs[:, dim[i]]`` with a Gaussian
+        of centre[i], width[i] [P] scaled by max_prob; Bernoulli spikes sensors [K, B, P] from the hash of
+        column words sc1, sc2 [B, P + G] (sensors, then tie breaks: ties [B, G]) and row words rows [K];
+        sensor_rate [B, P] moves towards the mean spike.
+        Acting: currents sum the rows of w [B, P, Q] of the inputs that spiked; escape neurons
+        p = sigmoid(slope (z + excite + bias)) (excite [B, Q]; bias, slope [Q]) fire when the hash of
+        mc1, mc2 [B, Q] lies below p: prob, spikes [B, K, Q]; last [B, Q]; rate [B, Q] (weights rate_w [Q]);
+        counts [B, G] of the motor populations (motor_size columns each, from motor_lo).
+        Deciding: action [B] (empty: continuous actions) is the population with the most spikes, ties broken
+        by 0.5 ties.
+        Learning: the internal reward r [B] is failure_reward where term [B] (else 0), or reward * reward_scale
+        where failure_reward is NaN; value [B] from the critic columns [critic_lo, critic_hi); TD error
+        delta [B] from r, term, learnable, value_prev [B] (clip < 0: none); if learn, w += lr delta e; then
+        e <- decay e + sum over substeps of sensors x Y, Y = y_alpha s + (y_beta + y_gamma p) p ([K, Q] each).
+        Autoreset: where ended [B], e and last are zeroed (the brain's fast state); learnable_next [B] = not ended.
+        """
+        n_b, n_d = obs.shape
+        n_k = rows.shape[0]
+        n_p = dim.shape[0]
+        n_g = ties.shape[1]
+        n_q = w.shape[2]
+        n_m = counts.shape[1]
+        for b in numba.prange(n_b):
+            # --- sensing
+            thr = np.empty(n_p, np.float32)
+            bits = np.empty(max(n_p, n_q), np.int32)
+            for i in range(n_p):
+                d = dim[i]
+                x = min(max(obs[b, d], low[d]), high[d])
+                u = (x - centre[i]) / width[i]
+                thr[i] = np.float32(-0.5) * u * u
+            _exp_(thr, bits)
+            for i in range(n_p):  # a < thr <=> uniform < p
+                thr[i] = math.ceil(thr[i] * max_prob * np.float32(_GRID)) - np.float32(_HALF_GRID)
+            active = np.empty((n_k, n_p), np.int32)  # indices of the inputs that spiked, per substep
+            n_active = np.zeros(n_k, np.int32)
+            count = np.zeros(n_p, np.float32)
+            for k in range(n_k):
+                row = rows[k]
+                spiked = sensors[k, b]
+                for i in range(n_p):  # branch-free: vectorised
+                    spiked[i] = np.float32(1.0) if _hash24(sc1[b, i], sc2[b, i], row) < thr[i] else np.float32(0.0)
+                    count[i] += spiked[i]
+                n = 0
+                for i in range(n_p):  # compaction without a branch
+                    active[k, n] = i
+                    n += np.int32(spiked[i])
+                n_active[k] = n
+            for g in range(n_g):
+                ties[b, g] = np.float32(_hash24(sc1[b, n_p + g], sc2[b, n_p + g], rows[0])) * np.float32(UNIT) + np.float32(0.5)
+            for i in range(n_p):
+                sensor_rate[b, i] = _lerp(sensor_rate[b, i], count[i] / np.float32(n_k), sensor_rate_w)
+
+            # --- acting: currents of the inputs that spiked, escape neurons, eligibility factors Y
+            z = np.empty(n_q, np.float32)
+            y = np.empty((n_k, n_q), np.float32)
+            fired = np.zeros(n_q, np.float32)
+            v = np.float32(0.0)
+            for k in range(n_k):
+                z[:] = 0.0
+                for j in range(n_active[k]):
+                    wr = w[b, active[k, j]]
+                    for q in range(n_q):
+                        z[q] += wr[q]
+                for q in range(n_q):
+                    z[q] = -slope[q] * (z[q] + excite[b, q] + bias[q])
+                _exp_(z, bits)
+                row = rows[k]
+                for q in range(n_q):
+                    p = np.float32(1.0) / (np.float32(1.0) + z[q])
+                    u = np.float32(_hash24(mc1[b, q], mc2[b, q], row)) * np.float32(UNIT) + np.float32(0.5)
+                    s = np.float32(1.0) if u < p else np.float32(0.0)
+                    prob[b, k, q] = p
+                    spikes[b, k, q] = s
+                    y[k, q] = (y_beta[k, q] + p * y_gamma[k, q]) * p + s * y_alpha[k, q]
+                    fired[q] += s
+                for q in range(critic_lo, critic_hi):
+                    v += prob[b, k, q]
+            for q in range(n_q):
+                last[b, q] = spikes[b, n_k - 1, q]
+                rate[b, q] = _lerp(rate[b, q], fired[q] / np.float32(n_k), rate_w[q])
+            for g in range(n_m):
+                c = np.float32(0.0)
+                for q in range(motor_lo + g * motor_size, motor_lo + (g + 1) * motor_size):
+                    c += fired[q]
+                counts[b, g] = c
+            if action.shape[0]:
+                best = 0
+                for g in range(n_m):
+                    if counts[b, g] + np.float32(0.5) * ties[b, g] > counts[b, best] + np.float32(0.5) * ties[b, best]:
+                        best = g
+                action[b] = best
+            learnable_next[b] = not ended[b]
+
+            # --- the dopamine about the previous decision, then this decision's events enter e
+            v = v / np.float32(n_k * (critic_hi - critic_lo)) * v_span + v_low
+            if failure_reward == failure_reward:  # not NaN
+                r[b] = failure_reward if term[b] else np.float32(0.0)
+            else:
+                r[b] = reward[b] * reward_scale
+            dop = np.float32(0.0) if term[b] else gamma * v
+            dop = dop + r[b] - value_prev[b]
+            if clip >= 0:
+                dop = min(max(dop, -clip), clip)
+            if not learnable[b]:
+                dop = np.float32(0.0)
+            delta[b] = dop
+            value[b] = v
+            gain = np.empty(n_q, np.float32)
+            for q in range(n_q):
+                gain[q] = dop * lr[q] if learn else np.float32(0.0)
+            wb, eb = w[b], e[b]
+            for i in range(n_p):
+                for q in range(n_q):
+                    wb[i, q] += gain[q] * eb[i, q]
+                    eb[i, q] *= decay[q]
+            for k in range(n_k):
+                for j in range(n_active[k]):
+                    er = eb[active[k, j]]
+                    for q in range(n_q):
+                        er[q] += y[k, q]
+            if ended[b]:
+                eb[:, :] = 0.0
+                last[b, :] = 0.0
+
+
+class FastStep:
+    """:meth:`Agent.step` of a supported agent through the two kernels (see the module docstring)."""
+
+    @classmethod
+    def build(cls, agent) -> Optional["FastStep"]:
+        """The fast step of ``agent``, or None where it does not apply (the reasons are in the module docstring)."""
+        cfg, brain, encoder = agent.cfg, agent.brain, agent.encoder
+        plan = brain._ff
+        if not available() or agent.device.type != "cpu" or plan is None or sorted(plan.posts) != ["critic", "motor"]:
+            return None
+        if any(pop.homeostasis is not None for pop in brain.pops.values()):
+            return None
+        if encoder.adaptation is not None or not encoder._plain_code:
+            return None
+        n = cfg.novelty
+        if agent.novelty is not None or n.surprise_gain > 0 or n.surprise_shrink > 0 or cfg.dopamine.mode != "td":
+            return None
+        if plan.consts(brain, agent.K, agent.device)["sign"] is not None or plan.bounded or plan.soft:
+            return None
+        if not {name for name, _ in brain._reset_plan()} <= plan._reset_names:  # the kernel resets e and last only
+            return None
+        return cls(agent)
+
+    def __init__(self, agent):
+        self.agent = agent
+        brain, k = agent.brain, agent.K
+        plan = brain._ff
+        c = plan.consts(brain, k, agent.device)
+        q = plan.q
+        f32 = lambda t: np.ascontiguousarray(_np(torch.as_tensor(t, dtype=torch.float32).expand(q)))
+        bias, slope = c["affine"] if c["affine"] is not None else (0.0, 1.0)
+        self.bias, self.slope, self.lr, self.rate_w = f32(bias), f32(slope), f32(c["lr"]), f32(c["rate_w"])
+        self.y = tuple(np.ascontiguousarray(_np(t)) for t in c["y"])  # [K, Q] each
+        decay = torch.full((q,), c["beta"], dtype=torch.float32)  # the eligibility's decay over a window
+        for columns, factor in c["fixes"]:
+            decay[columns] *= factor
+        self.decay = _np(decay)
+        self.sensor_rate_w = np.float32(brain._rate_weight(brain.pops["sensors"], k))
+        critic, motor = plan.cols["critic"], plan.cols["motor"]
+        self.critic = (critic.start, critic.stop)
+        self.motor_lo, self.motor_size = motor.start, agent.cfg.brain.motor_size
+        d = agent.cfg.dopamine
+        self.gamma = np.float32(d.gamma)
+        self.clip = np.float32(-1.0 if d.clip is None else d.clip)
+        self.v_low, self.v_span = np.float32(agent.value_low), np.float32(agent.value_high - agent.value_low)
+        self.max_prob = np.float32(agent.encoder.max_prob)
+        env = agent.cfg.env
+        self.failure_reward = np.float32(np.nan if env.failure_reward is None else env.failure_reward)
+        self.reward_scale = np.float32(env.reward_scale)
+        self._zeros = torch.zeros(agent.B)  # no curiosity: no intrinsic reward, no novelty
+        self._key, self._views, self._versions = None, None, None
+        self._threads = None
+        # buffers whose replacement means new views: the fused ones (see Brain._FusedPlan), rates and keys
+        self._watched = [n for names in plan.names.values() for n in names] + ["rate__sensors", "keys"]
+        self._row_block = (0, None)
+
+    def step(self, obs, reward, terminated, truncated, *, learn: bool = True) -> np.ndarray:
+        """What :meth:`Agent.step` does, for a supported agent; same arguments, same return."""
+        agent = self.agent
+        brain, encoder, plan = agent.brain, agent.encoder, agent.brain._ff
+        b, k, g = agent.B, agent.K, agent.n_groups
+        obs = np.ascontiguousarray(obs, dtype=np.float32)
+        if obs.ndim == 1:
+            obs = obs[:, None]
+        term = np.asarray(terminated, dtype=bool)
+        ended = term | np.asarray(truncated, dtype=bool)
+        reward = np.asarray(reward, dtype=np.float32)
+
+        threads = torch.get_num_threads()  # the kernels run agents in parallel on as many threads as torch uses
+        if threads != self._threads:
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+            self._threads = threads
+        f, sense_words, motor_words, dim, code = self._state()
+        sensors = torch.empty(k, b, dim.shape[0])  # fresh every step: agent.last keeps them
+        ties = np.empty((b, g if agent.discrete else 0), dtype=np.float32)
+        prob, spikes = torch.empty(b, k, plan.q), torch.empty(b, k, plan.q)
+        r, delta, value = torch.empty(b), torch.empty(b), torch.empty(b)
+        counts = torch.empty(b, g)
+        action = np.empty(b if agent.discrete else 0, dtype=np.int64)
+        state = agent.state
+        learnable, learnable_next = state["learnable"], torch.empty(b, dtype=torch.bool)
+        _step(obs, *code, self.max_prob, sense_words[0], sense_words[1], self._rows(brain.step_count(), k),
+              _np(sensors), ties, f["sensor_rate"], self.sensor_rate_w, f["w"], f["e"], self.decay, f["excite"],
+              self.bias, self.slope, motor_words[0], motor_words[1], *self.y, _np(prob), _np(spikes), f["last"],
+              f["rate"], self.rate_w, *self.critic, self.v_low, self.v_span, reward, self.failure_reward,
+              self.reward_scale, term, ended, _np(learnable), _np(state["value_prev"]), self.gamma, self.clip, self.lr,
+              learn, _np(r), _np(delta), _np(value), _np(counts), self.motor_lo, self.motor_size, action,
+              _np(learnable_next))
+        out = plan.finish(brain, spikes, prob)
+
+        state["learnable"] = learnable_next
+        state["value_prev"] = value
+        state["steps"] += 1
+
+        none = self._zeros
+        agent.last = {"delta": delta, "value": value, "intrinsic": none, "novelty": none, "extrinsic": r,
+                      "learnable": learnable, "motor": out["motor"], "sensors": sensors, "ach_gain": None}
+        if agent.discrete:
+            return action
+        return push_pull(counts, k * self.motor_size, agent.act_low, agent.act_high,
+                         gain=agent.cfg.brain.action_gain).numpy()
+
+    def _state(self) -> tuple:
+        """numpy views of the tensors the kernel reads and changes, made again when one of them was replaced
+        or changed from outside (``load_state_dict``, ``.to()``, new observation ranges or noise keys)."""
+        agent = self.agent
+        brain, encoder, plan = agent.brain, agent.encoder, agent.brain._ff
+        bufs, enc = brain._buffers, encoder._buffers
+        key = [bufs[name] for name in self._watched] + [enc["field_low"], enc["field_high"]]
+        versions = (bufs["keys"]._version, enc["field_low"]._version, enc["field_high"]._version)
+        if self._key is not None and versions == self._versions and all(map(operator.is_, key, self._key)):
+            return self._views
+        f = plan.tensors(brain)
+        dim, centre, width = encoder.code_constants()
+        sense = agent._noise.columns(brain.keys, agent._sense_blocks(dim.shape[0]))
+        motor = brain._noise.columns(brain.keys, plan.blocks)
+        arrays = {name: _np(f[name]) for name in ("w", "e", "excite", "last", "rate")}
+        arrays["sensor_rate"] = _np(brain.rate("sensors"))
+        code = (_np(encoder.field_low), _np(encoder.field_high), _np(dim), _np(centre), _np(width))
+        self._views = (arrays, _np(sense), _np(motor), dim, code)
+        self._key = [bufs[name] for name in self._watched] + [enc["field_low"], enc["field_high"]]
+        self._versions = versions
+        return self._views
+
+    def _rows(self, counter: int, k: int) -> np.ndarray:
+        """Row words ``[K]`` of steps ``counter .. counter + K - 1`` (from a cached block of 4096 steps)."""
+        first, words = self._row_block
+        if words is None or counter < first or counter + k > first + words.shape[0]:
+            first, words = counter, row_codes(counter, max(4096, k)).numpy()
+            self._row_block = (first, words)
+        return words[counter - first:counter - first + k]
+
+
+def _np(t: Tensor) -> np.ndarray:
+    return t.detach().numpy()
