@@ -1,22 +1,25 @@
-"""The agent step in two compiled kernels (numba), for the common feed-forward escape agent on CPU.
+"""The agent step as one compiled kernel (numba), for the common feed-forward escape agent on CPU.
 
-:meth:`Agent.step <spikegym.agents.agent.Agent.step>` does about a hundred small torch operations per
-environment step around three large ones (the window's current ``[B, K, P] @ [B, P, Q]``, the dopamine
-update of ``W`` and the eligibility product). At ``B = 16`` the small ones cost most of the time: each
-is a few microseconds of dispatch for little work. :class:`FastStep` does exactly the same step with
-the small ones fused into two numba kernels, and the three large ones left to torch::
+:meth:`Agent.step <spikegym.agents.agent.Agent.step>` is about a hundred small torch operations per
+environment step around three large ones (the window's currents ``[B, K, P] @ [B, P, Q]``, the dopamine
+update of ``W`` and the eligibility product). At ``B = 16`` the small ones cost most of the time (each is
+microseconds of dispatch for little work), and the large ones pass over ``W`` and ``e`` six times. The
+kernel does the same step agent by agent, each agent's ``W [P, Q]`` and ``e [P, Q]`` touched while they sit
+in the core's cache::
 
-    obs -> sense kernel: Gaussian fields, the hash noise, input spikes [K, B, P], tie noise, input rates
-        -> z = pre @ W (torch)
-        -> act kernel: escape neurons, their noise, spikes and eligibility factors Y [B, K, Q], last
-           spikes and rates, V, the TD error, W's gain lr * delta per column, spike counts per population
-        -> W += gain * e (torch), e <- d^K e + pre^T Y (torch), autoreset, action from the counts
+    obs -> Gaussian fields -> input spikes [K, P] from the counter hash, the indices of those that spiked
+        -> per substep: current = sum of the rows of W of the inputs that spiked (no product with zeros)
+           -> escape neurons, their hash noise -> spikes, eligibility factors Y [K, Q]
+        -> V, the TD error of the previous decision, spike counts -> action
+        -> one pass over W and e: W += lr * delta * e, e *= d^K; then e += Y rows of the inputs that spiked
+        -> autoreset of e and the last spikes where the episode ended
 
-The noise is the same counter hash, bit for bit, so the input and output spikes are those of the torch
-path. Float rounding of ``exp``, ``sigmoid`` and the rate averages differs in the last bit now and
-then, so a probability that sits exactly on a noise value can fire in one path and not in the other:
-the two paths agree step for step at first and drift apart only in such rare draws
-(tests/test_fastpath.py). The step is the same model, with the same state, checkpoints and logs.
+Agents are independent, so with more than one torch thread the kernel runs them in parallel (numba
+``prange``); the serial and parallel builds give the same bits. The noise is the same counter hash, bit
+for bit, so the spikes are those of the torch step; sums are taken in another order and ``exp`` is a
+polynomial within 2 ulp, so a probability can round to the other side of its noise value now and then:
+the step is the torch step up to float rounding and such rare spikes (tests/test_fastpath.py), with the
+same state, checkpoints and logs.
 
 :meth:`FastStep.build` returns None (the agent keeps its torch step) unless: numba is installed, the
 device is the CPU, the brain takes its fused feed-forward path with no homeostasis, sign flips or weight
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import math
 import operator
+import types
 from typing import Optional
 
 import numpy as np
@@ -66,9 +70,10 @@ if numba is not None:
         x = np.int32(np.uint32(x) * np.uint32(_B))
         return x >> np.int32(8)
 
-    #: fast-math flags that keep infinities and NaNs (the bias inputs' width is inf), and a zero-division
-    #: model without checks: together they let LLVM vectorise the loops
-    _FAST = dict(fastmath={"contract", "reassoc", "nsz"}, error_model="numpy", boundscheck=False)
+    #: fused multiply-adds and a zero-division model without checks let LLVM vectorise the loops; no
+    #: reassociation (serial and parallel builds then sum in the same order) and no finite-math assumption
+    #: (the bias inputs' width is inf)
+    _FAST = dict(fastmath={"contract", "nsz"}, error_model="numpy", boundscheck=False)
 
     @numba.njit(inline="always", **_FAST)
     def _exp_(x, bits):
@@ -101,7 +106,6 @@ if numba is not None:
         """torch.lerp of float32 scalars."""
         return a + w * (b - a) if w < 0.5 else b - (b - a) * (np.float32(1.0) - w)
 
-    @numba.njit(cache=True, parallel=True, **_FAST)
     def _step(obs, low, high, dim, centre, width, max_prob, sc1, sc2, rows, sensors, ties, sensor_rate, sensor_rate_w,
               w, e, decay, excite, bias, slope, mc1, mc2, y_alpha, y_beta, y_gamma, prob, spikes, last, rate, rate_w,
               critic_lo, critic_hi, v_low, v_span, reward, failure_reward, reward_scale, term, ended, learnable,
@@ -124,7 +128,7 @@ if numba is not None:
         e <- decay e + sum over substeps of sensors x Y, Y = y_alpha s + (y_beta + y_gamma p) p ([K, Q] each).
         Autoreset: where ended [B], e and last are zeroed (the brain's fast state); learnable_next [B] = not ended.
         """
-        n_b, n_d = obs.shape
+        n_b = obs.shape[0]
         n_k = rows.shape[0]
         n_p = dim.shape[0]
         n_g = ties.shape[1]
@@ -157,7 +161,8 @@ if numba is not None:
                     n += np.int32(spiked[i])
                 n_active[k] = n
             for g in range(n_g):
-                ties[b, g] = np.float32(_hash24(sc1[b, n_p + g], sc2[b, n_p + g], rows[0])) * np.float32(UNIT) + np.float32(0.5)
+                tie = _hash24(sc1[b, n_p + g], sc2[b, n_p + g], rows[0])
+                ties[b, g] = np.float32(tie) * np.float32(UNIT) + np.float32(0.5)
             for i in range(n_p):
                 sensor_rate[b, i] = _lerp(sensor_rate[b, i], count[i] / np.float32(n_k), sensor_rate_w)
 
@@ -234,6 +239,19 @@ if numba is not None:
                 last[b, :] = 0.0
 
 
+def _renamed(fn, name: str):
+    """``fn`` under another name: numba's cache files are named after the function, and the serial and the
+    parallel build of one function would otherwise overwrite each other's."""
+    code = fn.__code__.replace(co_name=name, co_qualname=name)
+    return types.FunctionType(code, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+
+
+if numba is not None:
+    # one thread: a plain loop (no thread pool, nothing spinning between steps); more: agents in parallel
+    _step_serial = numba.njit(cache=True, **_FAST)(_renamed(_step, "_step_serial"))
+    _step_parallel = numba.njit(cache=True, parallel=True, **_FAST)(_renamed(_step, "_step_parallel"))
+
+
 class FastStep:
     """:meth:`Agent.step` of a supported agent through the two kernels (see the module docstring)."""
 
@@ -302,9 +320,10 @@ class FastStep:
         ended = term | np.asarray(truncated, dtype=bool)
         reward = np.asarray(reward, dtype=np.float32)
 
-        threads = torch.get_num_threads()  # the kernels run agents in parallel on as many threads as torch uses
-        if threads != self._threads:
-            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        threads = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)  # as many threads as torch uses
+        kernel = _step_serial if threads == 1 else _step_parallel
+        if threads > 1 and threads != self._threads:
+            numba.set_num_threads(threads)
             self._threads = threads
         f, sense_words, motor_words, dim, code = self._state()
         sensors = torch.empty(k, b, dim.shape[0])  # fresh every step: agent.last keeps them
@@ -315,7 +334,7 @@ class FastStep:
         action = np.empty(b if agent.discrete else 0, dtype=np.int64)
         state = agent.state
         learnable, learnable_next = state["learnable"], torch.empty(b, dtype=torch.bool)
-        _step(obs, *code, self.max_prob, sense_words[0], sense_words[1], self._rows(brain.step_count(), k),
+        kernel(obs, *code, self.max_prob, sense_words[0], sense_words[1], self._rows(brain.step_count(), k),
               _np(sensors), ties, f["sensor_rate"], self.sensor_rate_w, f["w"], f["e"], self.decay, f["excite"],
               self.bias, self.slope, motor_words[0], motor_words[1], *self.y, _np(prob), _np(spikes), f["last"],
               f["rate"], self.rate_w, *self.critic, self.v_low, self.v_span, reward, self.failure_reward,

@@ -96,7 +96,7 @@ def time_loop(config: Path, env_id: str | None, batch: int, steps: int, warmup: 
     segs = [tuple(b - a for a, b in zip(m0, m1)) for m0, m1 in zip(marks, marks[1:])]
     return {"env": cfg.env.id, "seg_len": seg_len, "segments": segs, "n_in": agent.encoder.n_out,
             "substeps": agent.K, "motor": agent.brain.pops["motor"].size, "critic": agent.brain.pops["critic"].size,
-            "fast_path": getattr(agent.brain, "_ff", None) is not None}
+            "fast_path": getattr(agent.brain, "_ff", None) is not None, "kernels": agent.fast is not None}
 
 
 def main(argv=None) -> dict:
@@ -133,6 +133,9 @@ def main(argv=None) -> dict:
             if not results:
                 print(f"# network: {r['n_in']} inputs, {r['motor']} motor and {r['critic']} critic neurons, "
                       f"K = {r['substeps']} substeps" + (f"; overrides: {' '.join(args.sets)}" if args.sets else ""))
+                print("# agent step: " + ("numba kernels (agents/fastpath.py; agents in parallel on more than one "
+                                          "thread)" if r["kernels"] else "torch operations (run.kernels=torch, or "
+                                          "the agent needs what the kernels leave out)"))
                 print(head)
             wall = sorted(n / s[0] for s in r["segments"])
             agent = sorted(n / s[2] for s in r["segments"])
