@@ -164,7 +164,7 @@ class Agent:
         self.last: dict[str, Tensor] = {}
         self._noise = CounterNoise()  # cached hash words of the sensor and tie-break streams
         self._scratch: dict = {}
-        # the same step with its small operations in two compiled kernels, where this agent allows
+        # the same step as one compiled kernel (agents/fastpath.py), where this agent allows it
         self.fast = FastStep.build(self) if cfg.run.kernels == "auto" else None
 
     # ------------------------------------------------------------------ one environment step

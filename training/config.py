@@ -369,10 +369,11 @@ class RunConfig:
     steps: int = setting(200_000, "env steps per agent", min=1)
     seed: int = setting(0, "seed of every generator in the run")
     device: str = setting("cpu", "torch device: cpu, cuda, cuda:1, ...")
-    threads: Optional[int] = setting(None, "torch CPU threads (null: torch's default)", min=1)
+    threads: Optional[int] = setting(None, "CPU threads of torch and of the agent step's kernel (null: torch's default)",
+                                     min=1)
     kernels: Literal["auto", "torch"] = setting(
-        "auto", "auto: the agent step's small operations in two numba kernels where the agent allows (CPU, "
-        "see agents/fastpath.py); torch: every operation in torch")
+        "auto", "auto: the agent step as one numba kernel where the agent allows it (CPU; agents/fastpath.py); "
+        "torch: torch operations always")
     log_every: int = setting(2000, "env steps between TensorBoard scalars", min=1)
     checkpoint_every: int = setting(50_000, "env steps between checkpoints", min=1)
     eval_every: Optional[int] = setting(None, "env steps between evaluations (null: none)", min=1)

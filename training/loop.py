@@ -140,7 +140,8 @@ def train(cfg: Config, *, run_dir=None, resume: bool = False, command_line: Opti
             writer.close()
         envs.close()
     result = stats.summary()
-    result.update({"run_dir": str(run_dir), "steps": run.steps, "agents": B, "env": cfg.env.id})
+    result.update({"run_dir": str(run_dir), "steps": run.steps, "agents": B, "env": cfg.env.id,
+                   "agent_step": "numba kernel" if agent.fast is not None else "torch"})
     if tracker is not None:  # continual.json: per-phase returns, recovery, forgetting, plasticity health
         result["continual"] = {k: v for k, v in tracker.write(run_dir, agent).items() if k in tracker.HEADLINE}
     (run_dir / "result.json").write_text(json.dumps(result, indent=1))
