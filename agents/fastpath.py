@@ -253,7 +253,7 @@ if numba is not None:
 
 
 class FastStep:
-    """:meth:`Agent.step` of a supported agent through the two kernels (see the module docstring)."""
+    """:meth:`Agent.step` of a supported agent as one kernel call (see the module docstring)."""
 
     @classmethod
     def build(cls, agent) -> Optional["FastStep"]:
