@@ -83,6 +83,15 @@ def test_the_kernels_apply_where_the_agent_allows():
         envs.close()
 
 
+def test_without_numba_the_agent_takes_the_torch_step(monkeypatch):
+    monkeypatch.setattr(fastpath, "numba", None)
+    _, envs, agent = _world(CARTPOLE, 2)
+    assert agent.fast is None
+    obs, _ = envs.reset(seed=reset_seeds(0, 2))
+    assert agent.step(obs, np.zeros(2), np.zeros(2, bool), np.zeros(2, bool)).shape == (2,)
+    envs.close()
+
+
 def test_cartpole_agents_step_as_their_torch_twins():
     """From the same state and inputs: the same spikes, actions, values and TD errors, and the same state after
     the step (weights, eligibility, rates, autoreset), up to rounding; a spike that falls between the two
