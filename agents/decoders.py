@@ -26,11 +26,7 @@ def discrete_action(motor_spikes: Tensor, n_actions: int, tie_noise: Tensor) -> 
     >>> discrete_action(s, 2, torch.zeros(1, 2)).tolist()
     [1]
     """
-    return winner(population_counts(motor_spikes, n_actions), tie_noise)
-
-
-def winner(counts: Tensor, tie_noise: Tensor) -> Tensor:
-    """Actions ``[B]`` from spike counts ``[B, n_actions]`` (changed in place): the most spikes win, ties by noise."""
+    counts = population_counts(motor_spikes, n_actions)
     return counts.add_(tie_noise, alpha=0.5).argmax(dim=1)
 
 
@@ -51,7 +47,7 @@ def continuous_action(motor_spikes: Tensor, low: Tensor, high: Tensor, gain: flo
     Returns:
         actions ``[B, A]`` within ``[low, high]``.
     """
-    k, b, n = motor_spikes.shape
+    k, _, n = motor_spikes.shape
     a = low.numel()
     return push_pull(population_counts(motor_spikes, 2 * a), k * (n // (2 * a)), low, high, gain)
 
