@@ -862,7 +862,14 @@ class _FusedPlan:
         # s - p (1, -1, 0), critic c p (1 - p) (0, c, -c); D = d^(K-1-k), the decay still ahead in the window
         alpha, beta_p, gamma = c["y"]
         y = torch.addcmul(beta_p, prob, gamma).mul_(prob).addcmul_(spikes, alpha)
-        fold = functools.partial(self.fold, brain, pre, y)
+        e, beta, fixes = f["e"], c["beta"], c["fixes"]
+
+        def fold():
+            # e <- d^K e + pre^T Y, every projection in one product (columns of other decays pre-scaled)
+            for sl, factor in fixes:
+                e[..., sl].mul_(factor)
+            e.baddbmm_(pre.transpose(1, 2), y, beta=beta)
+
         if defer:
             brain._rt.pending = fold
         else:
@@ -874,15 +881,6 @@ class _FusedPlan:
         if plastic:
             brain._homeostasis(k_steps)
         return outs
-
-    def fold(self, brain: "Brain", pre: Tensor, y: Tensor) -> None:
-        """``e <- d^K e + pre^T Y`` for every projection in one product (columns of other decays pre-scaled);
-        ``pre [B, K, P]``, ``y [B, K, Q]``."""
-        c = self.consts(brain, pre.shape[1], pre.device)
-        e = self.tensors(brain)["e"]
-        for sl, factor in c["fixes"]:
-            e[..., sl].mul_(factor)
-        e.baddbmm_(pre.transpose(1, 2), y, beta=c["beta"])
 
     def finish(self, brain: "Brain", spikes: Tensor, prob: Tensor) -> dict[str, Tensor]:
         """Close a window of spikes and probabilities ``[B, K, Q]``: the step counter moves on, the last
