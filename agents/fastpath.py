@@ -39,72 +39,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from spikegym.brains.random import UNIT, _A32, _B32, row_codes
+from spikegym.brains.jit import FAST as _FAST, GRID as _GRID, HALF_GRID as _HALF_GRID, numba
+from spikegym.brains.random import UNIT, row_codes
 
 from .decoders import push_pull
 
-try:
-    import numba
-except ImportError:  # an optional speed-up: the torch step does the same
-    numba = None
-
-_HALF_GRID = float(1 << 23)
-_GRID = float(1 << 24)
-
-
-def available() -> bool:
-    """True when numba can be imported (the kernels compile on first use, then come from numba's cache)."""
-    return numba is not None
-
-
 if numba is not None:
-    _A = np.int32(_A32)
-    _B = np.int32(_B32)
-
-    @numba.njit(inline="always")
-    def _hash24(c1, c2, row):
-        """:func:`spikegym.brains.random.hash24` of one element: wrapping int32 arithmetic, arithmetic shifts."""
-        x = np.int32(np.uint32(np.uint32(c1) + np.uint32(row)) * np.uint32(_A))
-        x = np.int32(x ^ c2)
-        x = np.int32(x ^ (x >> np.int32(15)))
-        x = np.int32(np.uint32(x) * np.uint32(_B))
-        return x >> np.int32(8)
-
-    #: fused multiply-adds and a zero-division model without checks let LLVM vectorise the loops; no
-    #: reassociation (serial and parallel builds then sum in the same order) and no finite-math assumption
-    #: (the bias inputs' width is inf)
-    _FAST = dict(fastmath={"contract", "nsz"}, error_model="numpy", boundscheck=False)
-
-    @numba.njit(inline="always", **_FAST)
-    def _exp_(x, bits):
-        """``x <- exp(x)`` in place (float32 [n]; bits: int32 [n] scratch), within 2 ulp.
-
-        numba's ``math.exp`` is a scalar libm call (the PyPI llvmlite has no vector maths library), which
-        would keep every loop around it scalar. Here ``exp(a) = 2**n p(r)`` with ``r = a - n ln 2`` in two
-        parts (Cody and Waite), ``p`` the degree-6 Taylor polynomial, and ``2**n`` made from its bits.
-        """
-        scale = bits.view(np.float32)
-        for i in range(x.shape[0]):
-            a = min(max(x[i], np.float32(-87.0)), np.float32(88.0))
-            t = a * np.float32(1.4426950408889634)
-            n = np.int32(t + np.float32(0.5) if t >= 0 else t - np.float32(0.5))  # nearest integer
-            r = a - np.float32(n) * np.float32(0.693145751953125)
-            r = r - np.float32(n) * np.float32(1.428606765330187e-06)
-            p = np.float32(1.0 / 720)
-            p = p * r + np.float32(1.0 / 120)
-            p = p * r + np.float32(1.0 / 24)
-            p = p * r + np.float32(1.0 / 6)
-            p = p * r + np.float32(0.5)
-            p = p * r + np.float32(1.0)
-            x[i] = p * r + np.float32(1.0)
-            bits[i] = (n + np.int32(127)) << np.int32(23)
-        for i in range(x.shape[0]):
-            x[i] *= scale[i]
-
-    @numba.njit(inline="always")
-    def _lerp(a, b, w):
-        """torch.lerp of float32 scalars."""
-        return a + w * (b - a) if w < 0.5 else b - (b - a) * (np.float32(1.0) - w)
+    from spikegym.brains.jit import exp_ as _exp_, hash24 as _hash24, lerp as _lerp
 
     def _step(obs, low, high, dim, centre, width, max_prob, sc1, sc2, rows, sensors, ties, sensor_rate, sensor_rate_w,
               w, e, decay, excite, bias, slope, mc1, mc2, y_alpha, y_beta, y_gamma, prob, spikes, last, rate, rate_w,
@@ -250,6 +191,11 @@ if numba is not None:
     # one thread: a plain loop (no thread pool, nothing spinning between steps); more: agents in parallel
     _step_serial = numba.njit(cache=True, **_FAST)(_renamed(_step, "_step_serial"))
     _step_parallel = numba.njit(cache=True, parallel=True, **_FAST)(_renamed(_step, "_step_parallel"))
+
+
+def available() -> bool:
+    """True when numba can be imported (the kernels compile on first use, then come from numba's cache)."""
+    return numba is not None
 
 
 class FastStep:
