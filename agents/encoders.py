@@ -44,6 +44,8 @@ __all__ = [
     "AdaptationState",
     "adaptation_init",
     "adaptation_step",
+    "EncoderState",
+    "reset_adaptation",
     "PopulationEncoder",
 ]
 
@@ -334,6 +336,23 @@ def adaptation_step(
 # --------------------------------------------------------------------------------------------
 
 
+class EncoderState(NamedTuple):
+    """Per-agent state of an encoder: running statistics ``rn_count [B]`` (int64), ``rn_mean``, ``rn_var``
+    ``[B, D]``, and the adaptation state ``level``, ``last_input`` ``[B, F]`` of the ``F`` fields."""
+
+    rn_count: Tensor
+    rn_mean: Tensor
+    rn_var: Tensor
+    level: Tensor
+    last_input: Tensor
+
+
+def reset_adaptation(state: EncoderState, done: Tensor) -> EncoderState:
+    """Unadapted fields for the agents where ``done [B]`` (bool); running statistics are kept."""
+    m = done.view(-1, 1)
+    return state._replace(level=state.level.masked_fill(m, 0.0), last_input=state.last_input.masked_fill(m, 0.0))
+
+
 class PopulationEncoder(torch.nn.Module):
     """Observations ``[B, D]`` -> Bernoulli input spikes ``[K, B, N_in]`` for ``K`` substeps.
 
@@ -455,6 +474,9 @@ class PopulationEncoder(torch.nn.Module):
         self.register_buffer("adapt_level", ad.level)
         self.register_buffer("adapt_last_input", ad.last_input)
         self.register_buffer("last_gain", torch.ones(self.num_agents, self.n_fields, **f32))
+        # the flat code of fixed ranges (constants of the config, not state: not saved)
+        for name, t in zip(("code_dim", "code_centre", "code_width"), self._flat_code()):
+            self.register_buffer(name, t, persistent=False)
 
     # ---- sizes and logging ----------------------------------------------------------------
 
@@ -480,16 +502,26 @@ class PopulationEncoder(torch.nn.Module):
 
     # ---- encoding ------------------------------------------------------------------------
 
-    def _as_obs(self, obs) -> Tensor:
+    def _as_obs(self, obs, batch: int | None = None) -> Tensor:
         if isinstance(obs, np.ndarray) and obs.dtype == np.float32 and obs.flags.writeable and self.device.type == "cpu":
             obs = torch.from_numpy(obs)  # no copy, one dispatch
         else:
             obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
-        if obs.shape != (self.num_agents, self.obs_dim):
-            raise ValueError(
-                f"PopulationEncoder expects obs of shape {(self.num_agents, self.obs_dim)}, got {tuple(obs.shape)}"
-            )
+        b = self.num_agents if batch is None else batch
+        if obs.shape != (b, self.obs_dim):
+            raise ValueError(f"PopulationEncoder expects obs of shape {(b, self.obs_dim)}, got {tuple(obs.shape)}")
         return obs
+
+    def state(self) -> "EncoderState":
+        """The encoder's own state (running statistics, adaptation) as an :class:`EncoderState`."""
+        return EncoderState(self.rn_count, self.rn_mean, self.rn_var, self.adapt_level, self.adapt_last_input)
+
+    def initial_state(self, batch: int | None = None) -> "EncoderState":
+        """A fresh :class:`EncoderState` for ``batch`` agents (default: this encoder's)."""
+        b = self.num_agents if batch is None else batch
+        rn = running_norm_init(self.obs_dim, b, device=self.device)
+        ad = adaptation_init(b, self.n_fields, device=self.device)
+        return EncoderState(rn.count, rn.mean, rn.var, ad.level, ad.last_input)
 
     @no_grad
     def probabilities(
@@ -497,24 +529,39 @@ class PopulationEncoder(torch.nn.Module):
     ) -> Tensor:
         """Spike probability per substep ``[B, N_in]``; steps the adaptation state once (``dt = K*dt_ms/1000`` s).
 
+        The stateful form of :meth:`code` (the encoder keeps its own :class:`EncoderState`).
+
         Args:
             obs: ``[B, D]`` (tensor or array).
             K: substeps this env step lasts (sets the adaptation time step).
             sensitize: ``[B]`` bool, agents to sensitize (e.g. after a strongly negative reward).
             update_stats: add ``obs`` to the running statistics (normalised dimensions only matter).
         """
-        obs = self._as_obs(obs)
+        p, st, gain = self.code(self.state(), obs, K=K, sensitize=sensitize, update_stats=update_stats)
+        self.rn_count, self.rn_mean, self.rn_var, self.adapt_level, self.adapt_last_input = st
+        if gain is not None:
+            self.last_gain = gain
+        return p
+
+    @no_grad
+    def code(self, state: "EncoderState", obs, *, K: int = 1, sensitize: Tensor | None = None,
+             update_stats: bool = True) -> tuple[Tensor, "EncoderState", Tensor | None]:
+        """Pure: ``(probabilities [B, N_in], new state, adaptation gain [B, F] or None)`` for ``obs [B, D]``.
+
+        Args as :meth:`probabilities`; ``state`` is not changed.
+        """
+        obs = self._as_obs(obs, state.rn_mean.shape[0])
         if self.adaptation is None and self._plain_code:
-            return self._bounds_code(obs)
+            return self._bounds_code(obs), state, None
         if sensitize is not None:
             sensitize = torch.as_tensor(sensitize, dtype=torch.bool, device=self.device)
         x = obs
         if bool(self.norm_mask.any()):
-            state = self.running_state()
+            rn = RunningNormState(state.rn_count, state.rn_mean, state.rn_var)
             if update_stats:
-                state = running_norm_update(state, obs, max_count=self.running_max_count)
-                self.rn_count, self.rn_mean, self.rn_var = state
-            z = running_norm_apply(state, obs, self.running_clip)
+                rn = running_norm_update(rn, obs, max_count=self.running_max_count)
+                state = state._replace(rn_count=rn.count, rn_mean=rn.mean, rn_var=rn.var)
+            z = running_norm_apply(rn, obs, self.running_clip)
             x = torch.where(self.norm_mask, z, obs)
         circular = None
         if len(self.angles):  # from the raw (cos, sin) pairs: bounded dimensions, never normalised
@@ -525,22 +572,21 @@ class PopulationEncoder(torch.nn.Module):
             grid = phi if self.pair_fields == self.fields else gaussian_fields(
                 x, self.field_low, self.field_high, self.pair_fields, circular)  # the 1-D fields once per width
             phi = torch.cat([phi, _pair_products(grid, self.pair_fields, self.pairs)], dim=1)
+        gain = None
         if self.adaptation is None:
             p = self.max_prob * phi
         else:
             dt = K * self.dt_ms / 1000.0
-            gain, st = adaptation_step(
-                phi, AdaptationState(self.adapt_level, self.adapt_last_input), self.adaptation, dt, sensitize
-            )
-            self.adapt_level, self.adapt_last_input = st
-            self.last_gain = gain
+            gain, st = adaptation_step(phi, AdaptationState(state.level, state.last_input), self.adaptation, dt,
+                                       sensitize)
+            state = state._replace(level=st.level, last_input=st.last_input)
             p = self.max_prob * phi * gain
         if self.neurons_per_field > 1:
             p = p.repeat_interleave(self.neurons_per_field, dim=1)
         if self.bias_neurons:
-            bias = torch.full((self.num_agents, self.bias_neurons), self.max_prob, dtype=p.dtype, device=p.device)
+            bias = torch.full((p.shape[0], self.bias_neurons), self.max_prob, dtype=p.dtype, device=p.device)
             p = torch.cat([p, bias], dim=1)
-        return p
+        return p, state, gain
 
     def _bounds_code(self, obs: Tensor) -> Tensor:
         """:meth:`probabilities` without adaptation over fixed ranges, in a few fused ops.
@@ -557,22 +603,21 @@ class PopulationEncoder(torch.nn.Module):
         return (-0.5 * u).mul_(u).exp_().mul_(self.max_prob)
 
     def code_constants(self) -> tuple[Tensor, Tensor, Tensor]:
-        """``(dim, centre, width)``, each ``[N_in]``, of the flat code of :meth:`_bounds_code` (computed once,
-        again if the ranges change)."""
-        low, high = self._buffers["field_low"], self._buffers["field_high"]
-        c = self.__dict__.get("_code_cache")
-        if c is None or c[0] is not low or c[1] is not high or c[2] != (low._version, high._version):
-            copies = self.neurons_per_field
-            spacing = (high - low) / (self.fields - 1)  # as gaussian_fields
-            j = torch.arange(self.fields, device=low.device, dtype=low.dtype)
-            centres = low[:, None] + spacing[:, None] * j  # [D, F]
-            dim = torch.arange(self.obs_dim, device=low.device).repeat_interleave(self.fields * copies)
-            bias = self.bias_neurons
-            dim = torch.cat([dim, dim.new_zeros(bias)])
-            centre = torch.cat([centres.repeat_interleave(copies, dim=1).reshape(-1), centres.new_zeros(bias)])
-            width = torch.cat([spacing.repeat_interleave(self.fields * copies), spacing.new_full((bias,), math.inf)])
-            c = self._code_cache = (low, high, (low._version, high._version), dim, centre, width)
-        return c[3], c[4], c[5]
+        """``(dim, centre, width)``, each ``[N_in]``, of the flat code of :meth:`_bounds_code` (fixed ranges)."""
+        return self.code_dim, self.code_centre, self.code_width
+
+    def _flat_code(self) -> tuple[Tensor, Tensor, Tensor]:
+        low, high = self.field_low[:self.obs_dim], self.field_high[:self.obs_dim]
+        copies = self.neurons_per_field
+        spacing = (high - low) / (self.fields - 1)  # as gaussian_fields
+        j = torch.arange(self.fields, device=low.device, dtype=low.dtype)
+        centres = low[:, None] + spacing[:, None] * j  # [D, F]
+        dim = torch.arange(self.obs_dim, device=low.device).repeat_interleave(self.fields * copies)
+        bias = self.bias_neurons
+        dim = torch.cat([dim, dim.new_zeros(bias)])
+        centre = torch.cat([centres.repeat_interleave(copies, dim=1).reshape(-1), centres.new_zeros(bias)])
+        width = torch.cat([spacing.repeat_interleave(self.fields * copies), spacing.new_full((bias,), math.inf)])
+        return dim, centre, width
 
     @no_grad
     def encode(

@@ -269,7 +269,9 @@ class BrainConfig:
     tau_mem: float = setting(20.0, "membrane time constant (lif/alif), ms", gt=0.0)
     tau_ref: float = setting(2.0, "refractory period (lif/alif), ms", min=0.0)
     v_th: float = setting(1.0, "firing threshold (lif/alif)", gt=0.0)
-    engine: Literal["auto", "dense", "event"] = setting("auto", "dense matmuls or event-driven updates; auto picks by sparsity")
+    engine: Literal["auto", "reference", "kernel"] = setting(
+        "auto", "the agent step: reference (torch, any device), kernel (numba, CPU); auto: the kernel where it "
+        "applies (result.json says which ran)")
     stp: StpConfig = section(StpConfig, "short-term plasticity")
     homeostasis: HomeostasisConfig = section(HomeostasisConfig, "rate homeostasis")
     structural: StructuralConfig = section(StructuralConfig, "structural plasticity")
@@ -372,8 +374,7 @@ class RunConfig:
     threads: Optional[int] = setting(None, "CPU threads of torch and of the agent step's kernel (null: torch's default)",
                                      min=1)
     kernels: Literal["auto", "torch"] = setting(
-        "auto", "auto: the agent step as one numba kernel where the agent allows it (CPU; agents/fastpath.py); "
-        "torch: torch operations always")
+        "auto", "deprecated, use brain.engine: 'torch' is brain.engine reference")
     log_every: int = setting(2000, "env steps between TensorBoard scalars", min=1)
     checkpoint_every: int = setting(50_000, "env steps between checkpoints", min=1)
     eval_every: Optional[int] = setting(None, "env steps between evaluations (null: none)", min=1)

@@ -627,9 +627,11 @@ class ContinualTracker:
 
     def __init__(self, schedule, num_agents: int, *, total_steps: Optional[int] = None,
                  env_id: Optional[str] = None, window: int = 10, threshold: float = 0.9, eps: float = 1e-3,
-                 surprise_window: Optional[int] = None, scratch_auc: Optional[Mapping[str, float]] = None):
+                 surprise_window: Optional[int] = None, scratch_auc: Optional[Mapping[str, float]] = None,
+                 novelty_enabled: bool = True):
         from spikegym.envs.schedule import TaskSchedule
 
+        self.novelty_enabled = novelty_enabled  # the agents are curious: their novelty signal is tracked
         self.schedule = TaskSchedule.from_dict(schedule)
         self.B, self.total_steps, self.env_id = int(num_agents), total_steps, env_id
         self.window, self.threshold, self.eps = int(window), float(threshold), float(eps)
@@ -664,16 +666,17 @@ class ContinualTracker:
         if not cfg.env.schedule:
             raise ValueError("ContinualTracker needs env.schedule")
         sched = TaskSchedule.from_dict(cfg.env.schedule, seed=cfg.run.seed)
+        kwargs.setdefault("novelty_enabled", cfg.novelty.enabled)
         return cls(sched, cfg.env.num_agents, total_steps=cfg.run.steps, env_id=cfg.env.id, **kwargs)
 
     # ---- feeding ----------------------------------------------------------------------
 
-    def update(self, step: int, info: Mapping, agent=None) -> None:
+    def update(self, step: int, info: Mapping, step_info=None) -> None:
         """Read one vector-env step's ``info`` (``step`` = env steps done, as ``EpisodeStats.update``).
 
-        ``agent`` (optional): its novelty signal ``agent.last["novelty"]`` is averaged around switches
-        (without a novelty detector but with TD surprise on, its acetylcholine gain ``last["ach_gain"]``, or
-        ``1 + last["surprise"]`` where surprise drives no gain).
+        ``step_info`` (optional): the agent step's :class:`~spikegym.agents.step.StepInfo`; its novelty signal
+        is averaged around switches (without curiosity but with TD surprise on, its acetylcholine gain, or
+        ``1 + surprise`` where surprise drives no gain).
         """
         self.step = int(step)
         labels = self.current.copy()
@@ -689,12 +692,11 @@ class ContinualTracker:
                 self.ep_returns[b].append(float(ep["r"][b]))
                 self.ep_labels[b].append(int(labels[b]))
         novelty = None
-        last = getattr(agent, "last", None)
-        if last and getattr(agent, "novelty", None) is not None:
-            novelty = _np(last["novelty"]).reshape(-1)
-        elif last and "surprise" in last:  # TD surprise without a detector: the gain it drives, else 1 + surprise
-            gain = last["ach_gain"]
-            novelty = _np(1.0 + last["surprise"] if gain is None else gain).reshape(-1)
+        if step_info is not None and self.novelty_enabled:
+            novelty = _np(step_info.novelty).reshape(-1)
+        elif step_info is not None and step_info.surprise is not None:  # TD surprise without curiosity
+            gain = step_info.ach_gain
+            novelty = _np(1.0 + step_info.surprise if gain is None else gain).reshape(-1)
         for b in np.flatnonzero(labels != self.current):  # these agents' worlds changed at this (reset) step
             self._close_surprise(b)
             self.current[b] = labels[b]
@@ -752,20 +754,14 @@ class ContinualTracker:
 
     def health(self, agent) -> dict:
         """:func:`plasticity_health` of the agent's brain: every projection, every non-input population."""
-        brain = agent.brain
-        weights = {name: brain.weights(name) for name in brain.projs}
-        rates = {name: brain.rate(name) for name, pop in brain.pops.items() if getattr(pop, "model", None) != "input"}
-        return plasticity_health(weights, rates, eps=self.eps)
+        return plasticity_health(*_weights_rates(agent), eps=self.eps)
 
     def summary(self, agent=None) -> dict:
         """Everything, JSON-serialisable: :meth:`metrics` (with the agent's final plasticity health),
         the schedule, each agent's switch steps and the plasticity history."""
         kw = {}
         if agent is not None:
-            brain = agent.brain
-            kw = {"weights": {name: brain.weights(name) for name in brain.projs},
-                  "rates": {name: brain.rate(name) for name, pop in brain.pops.items()
-                            if getattr(pop, "model", None) != "input"}}
+            kw = dict(zip(("weights", "rates"), _weights_rates(agent)))
         out = self.metrics(**kw)
         out.update({"steps": self.step, "env": self.env_id, "schedule": self.schedule.to_dict(),
                     "entered": [{str(k): v for k, v in e.items()} for e in self.entered],
@@ -925,3 +921,10 @@ class ContinualTracker:
             return False
         self.load(json.loads(path.read_text()), step)
         return True
+
+
+def _weights_rates(agent) -> tuple[dict, dict]:
+    """Every projection's weights and every non-input population's rates of an :class:`~spikegym.agents.agent.Agent`."""
+    brain = agent.spec.brain
+    return ({name: agent.weights(name) for name in brain.projs},
+            {name: rate for name, rate in agent.rates().items() if name in brain.order})

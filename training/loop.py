@@ -107,11 +107,11 @@ def train(cfg: Config, *, run_dir=None, resume: bool = False, command_line: Opti
     try:
         for step in range(start, run.steps):
             # ---- the learning rule lives in agent.step: dopamine for the last transition, then act
-            action = agent.step(obs, reward, terminated, truncated, global_step=step)
+            action, step_info = agent.step(obs, reward, terminated, truncated)
             obs, reward, terminated, truncated, info = envs.step(action)
             stats.update(step + 1, info)
             if tracker is not None:
-                tracker.update(step + 1, info, agent)
+                tracker.update(step + 1, info, step_info)
             if callback is not None:
                 callback(step + 1, agent, stats)
 
@@ -121,7 +121,7 @@ def train(cfg: Config, *, run_dir=None, resume: bool = False, command_line: Opti
                 _check_finite(agent, done)
                 fps = B * (done - s_log) / max(time.perf_counter() - t_log, 1e-9)
                 t_log, s_log = time.perf_counter(), done
-                _log(writer, agent, stats, done, fps, run.log_every)
+                _log(writer, agent, step_info, stats, done, fps, run.log_every)
                 if tracker is not None:
                     tracker.log(writer, done, agent)
                 progress.set_postfix(ret=f"{stats.recent_median():.1f}", fps=f"{fps:.0f}")
@@ -141,7 +141,7 @@ def train(cfg: Config, *, run_dir=None, resume: bool = False, command_line: Opti
         envs.close()
     result = stats.summary()
     result.update({"run_dir": str(run_dir), "steps": run.steps, "agents": B, "env": cfg.env.id,
-                   "agent_step": "numba kernel" if agent.fast is not None else "torch"})
+                   "engine": agent.backend.name})
     if tracker is not None:  # continual.json: per-phase returns, recovery, forgetting, plasticity health
         result["continual"] = {k: v for k, v in tracker.write(run_dir, agent).items() if k in tracker.HEADLINE}
     (run_dir / "result.json").write_text(json.dumps(result, indent=1))
@@ -152,9 +152,9 @@ def train(cfg: Config, *, run_dir=None, resume: bool = False, command_line: Opti
 
 
 def _check_finite(agent: Agent, step: int) -> None:
-    for name, t in agent.brain.state_dict().items():
+    for name, t in agent.state_dict().items():
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            raise NonFiniteState(f"non-finite values in brain state '{name}' at step {step}; "
+            raise NonFiniteState(f"non-finite values in agent state '{name}' at step {step}; "
                                  "the last good checkpoint is kept (lower the learning rates?)")
 
 
@@ -183,7 +183,8 @@ def _progress_bar(mode: str, total: int, initial: int):
     return tqdm(total=total, initial=initial, disable=disable, unit="step", dynamic_ncols=True)
 
 
-def _log(writer, agent: Agent, stats, step: int, fps: float, log_every: int) -> None:
+def _log(writer, agent: Agent, info, stats, step: int, fps: float, log_every: int) -> None:
+    """TensorBoard scalars of the population, its brains and the last step's signals (``info``: a StepInfo)."""
     if writer is None:
         return
     for tag, value in stats.scalars().items():
@@ -191,45 +192,46 @@ def _log(writer, agent: Agent, stats, step: int, fps: float, log_every: int) -> 
     for s, ret in stats.drain_points():
         writer.add_scalar(T.EPISODIC_RETURN, ret, s)
     writer.add_scalar(T.FPS, fps, step)
-    brain = agent.brain
-    for pop in brain.pops:
-        writer.add_scalar(T.BRAIN_RATE.format(pop=pop), brain.rate(pop).mean().item() * 1000.0 / brain.dt, step)
+    dt = agent.cfg.brain.dt
+    for pop, rate in agent.rates().items():
+        writer.add_scalar(T.BRAIN_RATE.format(pop=pop), rate.mean().item() * 1000.0 / dt, step)
+    writer.add_scalar(T.BRAIN_SPIKES_PER_DECISION, info.spikes.float().mean().item(), step)
+    brain = agent.spec.brain
     for name, proj in brain.projs.items():
-        w = brain.weights(name)
+        w = agent.weights(name)
         tag = name.replace("->", "_to_")
         writer.add_scalar(T.PLASTICITY_W_MEAN.format(proj=tag), w.mean().item(), step)
         writer.add_scalar(T.PLASTICITY_W_ABS.format(proj=tag), w.abs().mean().item(), step)
         writer.add_histogram(T.PLASTICITY_W_HIST.format(proj=tag), w[0].flatten(), step)
         if proj.plastic:
-            writer.add_scalar(T.PLASTICITY_ELIG.format(proj=tag), brain.eligibility(name).abs().mean().item(), step)
-    last = agent.last
-    if last:
-        d = last["delta"][last["learnable"]]
-        if d.numel():
-            writer.add_scalar(T.DOPAMINE_MEAN, d.mean().item(), step)
-            writer.add_scalar(T.DOPAMINE_STD, d.std().item() if d.numel() > 1 else 0.0, step)
-            writer.add_scalar(T.DOPAMINE_ABS, d.abs().mean().item(), step)
-        writer.add_scalar(T.DOPAMINE_VALUE, last["value"].mean().item(), step)
-        if agent.novelty is not None:
-            n_cfg, novelty = agent.cfg.novelty, last["novelty"]
-            writer.add_scalar(T.NOVELTY_INTRINSIC, last["intrinsic"].mean().item(), step)
-            if "extrinsic" in last:
-                writer.add_scalar(T.NOVELTY_EXTRINSIC, last["extrinsic"].mean().item(), step)
-            writer.add_scalar(T.NOVELTY_BONUS, agent.novelty.beta * novelty.mean().item(), step)
-            writer.add_scalar(T.NOVELTY_SIGNAL, novelty.mean().item(), step)
-            writer.add_scalar(T.NOVELTY_WEIGHT, bonus_weight(step, n_cfg.decay_steps), step)
-            writer.add_scalar(T.NOVELTY_NEW_FRACTION, (novelty >= 1.0).float().mean().item(), step)
-            if agent.novelty.mode == "simhash":
-                writer.add_scalar(T.NOVELTY_OCCUPIED_BUCKETS, (agent.novelty.counts > 0).sum(-1).float().mean().item(), step)
-        if last.get("ach_gain") is not None:
-            writer.add_scalar(T.PLASTICITY_ACH_GAIN, last["ach_gain"].mean().item(), step)
-        if "surprise" in last:
-            writer.add_scalar(T.NOVELTY_SURPRISE, last["surprise"].mean().item(), step)
-        if agent.encoder.adaptation is not None:
-            writer.add_scalar(T.NOVELTY_ADAPTATION, agent.encoder.adaptation_level().mean().item(), step)
-    if last and step % (10 * log_every) == 0:
+            writer.add_scalar(T.PLASTICITY_ELIG.format(proj=tag), agent.state.brain.e[name].abs().mean().item(), step)
+    d = info.delta[info.learnable]
+    if d.numel():
+        writer.add_scalar(T.DOPAMINE_MEAN, d.mean().item(), step)
+        writer.add_scalar(T.DOPAMINE_STD, d.std().item() if d.numel() > 1 else 0.0, step)
+        writer.add_scalar(T.DOPAMINE_ABS, d.abs().mean().item(), step)
+    writer.add_scalar(T.DOPAMINE_VALUE, info.value.mean().item(), step)
+    n_cfg = agent.cfg.novelty
+    if n_cfg.enabled:
+        novelty = info.novelty
+        writer.add_scalar(T.NOVELTY_INTRINSIC, info.intrinsic.mean().item(), step)
+        writer.add_scalar(T.NOVELTY_EXTRINSIC, info.extrinsic.mean().item(), step)
+        writer.add_scalar(T.NOVELTY_BONUS, n_cfg.beta * novelty.mean().item(), step)
+        writer.add_scalar(T.NOVELTY_SIGNAL, novelty.mean().item(), step)
+        writer.add_scalar(T.NOVELTY_WEIGHT, bonus_weight(step, n_cfg.decay_steps), step)
+        writer.add_scalar(T.NOVELTY_NEW_FRACTION, (novelty >= 1.0).float().mean().item(), step)
+        counts = agent.state.novelty.get("counts")
+        if counts is not None:
+            writer.add_scalar(T.NOVELTY_OCCUPIED_BUCKETS, (counts > 0).sum(-1).float().mean().item(), step)
+    if info.ach_gain is not None:
+        writer.add_scalar(T.PLASTICITY_ACH_GAIN, info.ach_gain.mean().item(), step)
+    if info.surprise is not None:
+        writer.add_scalar(T.NOVELTY_SURPRISE, info.surprise.mean().item(), step)
+    if info.adaptation is not None:
+        writer.add_scalar(T.NOVELTY_ADAPTATION, info.adaptation.mean().item(), step)
+    if step % (10 * log_every) == 0:
         from spikegym.training.images import spike_raster, to_tensorboard_image
-        raster = torch.cat([last["sensors"][:, 0], last["motor"][:, 0]], dim=1).cpu().numpy()
+        raster = torch.cat([info.sensors[:, 0], info.motor[:, 0]], dim=1).cpu().numpy()
         writer.add_image(T.BRAIN_RASTER, to_tensorboard_image(spike_raster(raster)), step)
 
 
@@ -263,12 +265,11 @@ def evaluate(run_dir, episodes: int = 10, *, learn: bool = False) -> dict:
     stats = EpisodeStats(B, solved_at=SOLVED_AT.get(cfg.env.id))
     obs, _ = envs.reset(seed=reset_seeds(cfg.run.seed + 10_000, B))
     reward, term, trunc = np.zeros(B), np.zeros(B, bool), np.zeros(B, bool)
-    agent.brain.reset(torch.ones(B, dtype=torch.bool))
-    agent.state["learnable"].zero_()
+    agent.reset()
     n = 0
     limit = episodes * 100_000
     while stats.min_episodes() < episodes and n < limit:
-        action = agent.step(obs, reward, term, trunc, learn=learn)
+        action, _ = agent.step(obs, reward, term, trunc, learn=learn)
         obs, reward, term, trunc, info = envs.step(action)
         n += 1
         stats.update(n, info)
@@ -321,14 +322,13 @@ def agent_policy(cfg: Config, agent: Agent, index: int, *, keep_spikes: int = 0)
 
     def policy(obs):
         z = np.zeros(1)
-        a = single.step(np.asarray(obs)[None], z, np.zeros(1, bool), np.zeros(1, bool), learn=False)
+        a, info = single.step(np.asarray(obs)[None], z, np.zeros(1, bool), np.zeros(1, bool), learn=False)
         if len(spikes) < keep_spikes:
-            spikes.append(torch.cat([single.last["sensors"][:, 0], single.last["motor"][:, 0]], dim=1).cpu())
+            spikes.append(torch.cat([info.sensors[:, 0], info.motor[:, 0]], dim=1).cpu())
         return a[0]
 
     def reset():
-        single.brain.reset(everyone)
-        single.encoder.reset(everyone)
+        single.reset(everyone)
 
     policy.reset, policy.spikes = reset, spikes
     return policy
@@ -369,12 +369,13 @@ def _snapshot(cfg: Config, agent: Agent, run_dir: Path, writer, step: int, decis
                     obs, _ = env.reset()
                     policy.reset()
             env.close()
-        m, groups = cfg.brain.motor_size, [("sensors", agent.encoder.n_out)]
-        groups += [(f"action {i}" if agent.discrete else f"a{i // 2}{'+-'[i % 2]}", m) for i in range(agent.n_groups)]
+        m, groups = cfg.brain.motor_size, [("sensors", agent.spec.encoder.n_out)]
+        groups += [(f"action {i}" if agent.spec.discrete else f"a{i // 2}{'+-'[i % 2]}", m)
+                   for i in range(agent.spec.n_groups)]
         spikes = torch.cat(policy.spikes[:decisions]).numpy()
         images = {"raster": (T.BRAIN_RASTER, spike_raster(spikes, groups=groups, scale=2 if spikes.shape[1] <= 400 else 1)),
                   "weights-sensors_to_motor": (T.tag(T.PLASTICITY_W_IMAGE, proj="sensors_to_motor"),
-                                               weight_image(agent.brain.weights("sensors->motor")[0]))}
+                                               weight_image(agent.weights("sensors->motor")[0]))}
         for name, (tag, img) in images.items():
             save_png(img, run_dir / "images" / f"{name}-step{step}.png")
             if writer is not None:
