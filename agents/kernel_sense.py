@@ -3,9 +3,9 @@
 The torch reference (agents/encoders.py, agents/novelty.py) works on ``[B, ...]`` tensors; the kernel step runs
 the agents one by one (``for b in prange(B)``) and calls these functions with that agent's rows (1-D views):
 
-* :func:`encode_agent` -- :meth:`PopulationEncoder.probabilities <spikegym.agents.encoders.PopulationEncoder.probabilities>`:
-  running z-scores, angles, 1-D and 2-D Gaussian fields, sensory adaptation, copies and bias neurons; the
-  running statistics and the adaptation state are updated in place.
+* :func:`encode_agent` -- :meth:`~spikegym.agents.encoders.PopulationEncoder.probabilities`: running z-scores,
+  angles, 1-D and 2-D Gaussian fields, sensory adaptation, copies and bias neurons; the running statistics and
+  the adaptation state are updated in place.
 * :func:`simhash_novelty` -- :func:`~spikegym.agents.novelty.novelty_step` (SimHash counts, ``inplace=True``).
 * :func:`novelty_neurons` -- :func:`~spikegym.agents.novelty.novelty_neurons_step` (k-WTA tag, habituation).
 
@@ -27,7 +27,6 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-
 from spikegym.brains.jit import FAST, exp_, numba
 
 __all__ = ["EncoderConsts", "encoder_consts", "encoder_work_size", "neuron_adaptation", "encode_agent",

@@ -20,7 +20,6 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from spikegym.agents import kernel_sense as ks
 from spikegym.agents.encoders import AdaptationParams, PopulationEncoder
 from spikegym.agents.novelty import NoveltyDetector
@@ -138,7 +137,7 @@ def test_each_mechanism_changes_the_result():
     obs, quiet, punish = _observations(kw), _flags(False), _flags(True)
     base, st = _kernel_run(c, enc, obs, quiet)
     assert _differs(base, _kernel_run(c._replace(adapt=False), enc, obs, quiet)[0]), "adaptation"
-    off, st_off = _kernel_run(c._replace(sensitize_threshold=np.float32(np.inf)), enc, obs, quiet)
+    _, st_off = _kernel_run(c._replace(sensitize_threshold=np.float32(np.inf)), enc, obs, quiet)
     assert _differs(st["adapt_level"], st_off["adapt_level"]), "change-triggered sensitization"
     assert _differs(st_off["adapt_level"], _kernel_run(c._replace(sensitize_threshold=np.float32(np.inf)), enc, obs,
                                                        punish)[1]["adapt_level"]), "punishment sensitization"
