@@ -35,6 +35,7 @@ from spikegym.brains.random import UNIT, column_codes, row_codes
 from spikegym.brains.step import rate_weight
 
 from .decoders import push_pull
+from .kernel_sense import EncoderConsts, encoder_consts, encoder_work_size, neuron_adaptation
 from .novelty import SimHashParams, bonus_weight
 from .spec import SENSOR_STREAM, TIE_STREAM, AgentSpec
 from .state import AgentState
@@ -42,6 +43,8 @@ from .step import StepInfo
 
 if numba is not None:
     from spikegym.brains.jit import exp_, hash24, lerp
+
+    from .kernel_sense import encode_agent, novelty_neurons, simhash_novelty
 
 
 def unsupported(spec: AgentSpec) -> Optional[str]:
@@ -62,22 +65,14 @@ def unsupported(spec: AgentSpec) -> Optional[str]:
             return f"projection {proj.name}: the kernel takes projections from the sensors only (lateral inhibition)"
         if proj.stp is not None or proj.masked or proj.soft_bound or proj.sign != 1:
             return f"projection {proj.name}: short-term plasticity, masks, soft bounds and signs are not in the kernel"
-    if not spec.encoder._plain_code or spec.encoder.adaptation is not None:
-        return "the kernel codes fixed observation ranges (no running normalisation, angles, grids or adaptation)"
-    if spec.novelty is not None and not isinstance(spec.novelty, SimHashParams):
-        return "novelty neurons are not in the kernel"
     return None
 
 
 class Consts(NamedTuple):
     """What the kernel reads and never changes. ``P`` inputs, ``Q`` columns (motor then critic), ``G`` groups."""
 
-    low: np.ndarray        # f32 [D] coding range (clip)
-    high: np.ndarray       # f32 [D]
-    dim: np.ndarray        # i64 [P] observation dimension of each input (bias inputs: 0, width inf)
-    centre: np.ndarray     # f32 [P]
-    width: np.ndarray      # f32 [P]
-    max_prob: float
+    enc_work: int          # length of encode_agent's scratch
+    punish: float          # sensitize the senses where the internal reward <= -punish (inf: never)
     sense_c1: np.ndarray   # i32 [B, P + G] hash column words of the sensors, then the tie breaks
     sense_c2: np.ndarray
     neuron_c1: np.ndarray  # i32 [B, Q] hash column words of the motor and critic neurons
@@ -108,9 +103,15 @@ class Consts(NamedTuple):
     baseline_decay: float
     failure_reward: float  # NaN: the scaled reward instead of the failure signal
     reward_scale: float
-    projection: np.ndarray  # f32 [P, k] novelty hash (k = 0: no novelty)
+    novelty: int           # 0 none, 1 SimHash counts, 2 habituating novelty neurons
+    projection: np.ndarray  # f32 [P, k] (hash bits) or [P, M] (novelty neurons)
     bit_weights: np.ndarray  # i64 [k]
     table_size: int
+    active: int            # novelty neurons in a pattern's tag
+    nov_adapt: float       # their habituation: decay_adapt, decay_recover, strength, divisive
+    nov_recover: float
+    nov_strength: float
+    nov_divisive: bool
     beta: float
     ach_gain: float
     surprise: bool
@@ -132,7 +133,14 @@ class Arrays(NamedTuple):
     last: np.ndarray       # f32 [B, Q]
     rate: np.ndarray       # f32 [B, Q]
     rate_in: np.ndarray    # f32 [B, P]
+    rn_count: np.ndarray   # i64 [B] running normalisation
+    rn_mean: np.ndarray    # f32 [B, D]
+    rn_var: np.ndarray     # f32 [B, D]
+    level: np.ndarray      # f32 [B, F] sensory adaptation
+    last_input: np.ndarray  # f32 [B, F]
     counts: np.ndarray     # i32 [B, T] novelty hash counts (T = 0: none)
+    nov_level: np.ndarray  # f32 [B, M] novelty neurons' habituation (M = 0: none)
+    nov_last: np.ndarray   # f32 [B, M]
     value_prev: np.ndarray  # f32 [B]
     learnable: np.ndarray  # bool [B]
     reward_mean: np.ndarray  # f32 [B]
@@ -158,23 +166,23 @@ class Outs(NamedTuple):
     learnable: np.ndarray  # bool [B]: this step's dopamine was applied
 
 
-def _agent_step(b, obs, reward, term, ended, learn, rows, bonus_w, c, s, o):
+def _agent_step(b, obs, reward, term, ended, learn, rows, bonus_w, c, enc, s, o):
     """One decision of agent ``b`` (it touches only its own rows): see the module docstring."""
-    n_k, n_p = rows.shape[0], c.dim.shape[0]
-    n_q, n_g, n_h = c.bias.shape[0], c.n_groups, c.bit_weights.shape[0]
+    n_k, n_p = rows.shape[0], s.rate_in.shape[1]
+    n_q, n_g = c.bias.shape[0], c.n_groups
 
-    # --- sensing: Gaussian fields -> Bernoulli thresholds -> spikes and the indices of those that spiked
+    if c.failure_reward == c.failure_reward:  # not NaN: the failure signal
+        r = c.failure_reward if term[b] else np.float32(0.0)
+    else:
+        r = reward[b] * c.reward_scale
+
+    # --- sensing: population code with adaptation -> Bernoulli thresholds -> spikes, indices of those that spiked
     prob_in = np.empty(n_p, np.float32)
     thr = np.empty(n_p, np.float32)
     bits = np.empty(max(n_p, n_q), np.int32)
+    encode_agent(obs[b], enc, s.rn_count[b:b + 1], s.rn_mean[b], s.rn_var[b], s.level[b], s.last_input[b],
+                 r <= -c.punish, True, prob_in, np.empty(c.enc_work, np.float32))
     for i in range(n_p):
-        d = c.dim[i]
-        x = min(max(obs[b, d], c.low[d]), c.high[d])
-        u = (x - c.centre[i]) / c.width[i]
-        prob_in[i] = np.float32(-0.5) * u * u
-    exp_(prob_in, bits)
-    for i in range(n_p):
-        prob_in[i] = prob_in[i] * c.max_prob
         thr[i] = math.ceil(prob_in[i] * np.float32(GRID)) - np.float32(HALF_GRID)  # a < thr <=> uniform < p
     active = np.empty((n_k, n_p), np.int32)
     n_active = np.zeros(n_k, np.int32)
@@ -238,23 +246,14 @@ def _agent_step(b, obs, reward, term, ended, learn, rows, bonus_w, c, s, o):
 
     # --- the dopamine about the previous decision
     v = v / np.float32(n_k * (c.critic_hi - c.critic_lo)) * c.v_span + c.v_low
-    if c.failure_reward == c.failure_reward:  # not NaN
-        r = c.failure_reward if term[b] else np.float32(0.0)
-    else:
-        r = reward[b] * c.reward_scale
     novelty, intrinsic = np.float32(0.0), np.float32(0.0)
-    if n_h > 0 and learn:  # curiosity: count the pattern's hash bucket
-        bucket = np.int64(0)
-        for h in range(n_h):
-            acc = np.float32(0.0)
-            for i in range(n_p):
-                acc += prob_in[i] * c.projection[i, h]
-            if acc > 0:
-                bucket += c.bit_weights[h]
-        bucket = bucket % c.table_size
-        s.counts[b, bucket] += 1
-        novelty = np.float32(1.0) / np.sqrt(np.float32(s.counts[b, bucket]))
-        intrinsic = c.beta * novelty * bonus_w
+    if c.novelty == 1 and learn:  # curiosity: the pattern's hash bucket is counted
+        novelty = simhash_novelty(prob_in, c.projection, c.bit_weights, c.table_size, s.counts[b])
+    elif c.novelty == 2 and learn:  # curiosity: the tagged novelty neurons habituate
+        novelty = novelty_neurons(prob_in, c.projection, c.active, c.nov_adapt, c.nov_recover, c.nov_strength,
+                                  c.nov_divisive, s.nov_level[b], s.nov_last[b],
+                                  np.empty(c.projection.shape[1], np.float32))
+    intrinsic = c.beta * novelty * bonus_w
     learnable = s.learnable[b]
     if c.baseline:
         dop = r + intrinsic - s.reward_mean[b]
@@ -264,7 +263,7 @@ def _agent_step(b, obs, reward, term, ended, learn, rows, bonus_w, c, s, o):
         dop = min(max(dop, -c.clip), c.clip)
     if not learnable:
         dop = np.float32(0.0)
-    gain = np.float32(1.0) + c.ach_gain * novelty if n_h > 0 else np.float32(1.0)
+    gain = np.float32(1.0) + c.ach_gain * novelty if c.novelty > 0 else np.float32(1.0)
     surprise = np.float32(0.0)
     if c.surprise and learn:
         if c.surprise_mode == 0:
@@ -315,14 +314,21 @@ def _agent_step(b, obs, reward, term, ended, learn, rows, bonus_w, c, s, o):
     if ended[b]:
         eb[:, :] = 0.0
         s.last[b, :] = 0.0
+        if enc.adapt:
+            s.level[b, :] = 0.0
+            s.last_input[b, :] = 0.0
     s.learnable[b] = not ended[b]
     s.value_prev[b] = v
 
 
-def _step(obs, reward, term, ended, learn, rows, bonus_w, c, s, o):
-    """One decision of every agent (in parallel in the parallel build: agents are independent)."""
+def _step(obs, reward, term, ended, learn, rows, bonus_w, c, enc, s, o):
+    """One decision of every agent (in parallel in the parallel build: agents are independent).
+
+    ``c``: :class:`Consts`, ``enc``: :class:`~spikegym.agents.kernel_sense.EncoderConsts` (apart: numba's
+    parallel loops take a flat tuple of arrays, not a nested one), ``s``: :class:`Arrays`, ``o``: :class:`Outs`.
+    """
     for b in numba.prange(obs.shape[0]):
-        _agent_step(b, obs, reward, term, ended, learn, rows, bonus_w, c, s, o)
+        _agent_step(b, obs, reward, term, ended, learn, rows, bonus_w, c, enc, s, o)
 
 
 def _renamed(fn, name: str):
@@ -389,16 +395,23 @@ class KernelBackend:
         for kind in ("excite", "last", "rate"):
             fused[kind], views = fuse([getattr(bs, kind)[p] for p in posts])
             brain = brain._replace(**{kind: {**getattr(brain, kind), **dict(zip(posts, views))}})
-        critic = state.critic._replace(**{k: v.clone() for k, v in state.critic._asdict().items()})
-        state = state._replace(brain=brain, critic=critic, novelty={k: v.clone() for k, v in state.novelty.items()},
-                               steps=state.steps.clone())
+        # the kernel changes these in place: copies of their own (a state handed in stays as it was)
+        own = lambda t: t.clone().contiguous()  # noqa: E731
+        state = state._replace(brain=brain, critic=state.critic._replace(**{k: own(v) for k, v in state.critic._asdict().items()}),
+                               encoder=state.encoder._replace(**{k: own(v) for k, v in state.encoder._asdict().items()}),
+                               novelty={k: own(v) for k, v in state.novelty.items()}, steps=own(state.steps))
         brain = state.brain._replace(counter=state.brain.counter.clone(), windows=state.brain.windows.clone())
         state = state._replace(brain=brain)
-        counts = state.novelty.get("counts", torch.zeros(bs.keys.shape[0], 0, dtype=torch.int32))
-        cr = state.critic
+        n_b = bs.keys.shape[0]
+        counts = state.novelty.get("counts", torch.zeros(n_b, 0, dtype=torch.int32))
+        nov_level = state.novelty.get("level", torch.zeros(n_b, 0))
+        nov_last = state.novelty.get("last_input", torch.zeros(n_b, 0))
+        cr, en = state.critic, state.encoder
         self.arrays = Arrays(*(_np(fused[k]) for k in ("w", "e", "excite", "last", "rate")),
-                             _np(brain.rate["sensors"]), _np(counts), _np(cr.value_prev), _np(cr.learnable),
-                             _np(cr.reward_mean), _np(cr.td_fast), _np(cr.td_slow))
+                             _np(brain.rate["sensors"]), _np(en.rn_count), _np(en.rn_mean), _np(en.rn_var),
+                             _np(en.level), _np(en.last_input), _np(counts), _np(nov_level), _np(nov_last),
+                             _np(cr.value_prev), _np(cr.learnable), _np(cr.reward_mean), _np(cr.td_fast),
+                             _np(cr.td_slow))
         self.consts = self._consts(state)
         self._fused = fused
         self._bound = state
@@ -429,14 +442,20 @@ class KernelBackend:
         d = np.asarray(col("d"), dtype=np.float64)
         ahead = d[None, :] ** np.arange(k - 1, -1, -1, dtype=np.float64)[:, None]
         m, c_ = brain.pops["motor"].size, brain.pops["critic"].size
-        dop, nov = cfg.dopamine, cfg.novelty
+        dop = cfg.dopamine
         hashing = isinstance(spec.novelty, SimHashParams)
         env = cfg.env
-        dim, centre, width = enc.code_constants()
+        enc_consts = encoder_consts(enc, k)
+        a = cfg.encoder.adaptation
+        nov = spec.novelty
+        if nov is None or hashing:
+            nov_adapt = (np.float32(1.0), np.float32(1.0), np.float32(0.0), True)
+        else:
+            nov_adapt = neuron_adaptation(nov.adaptation, nov.dt)
+        self.enc = enc_consts
         return Consts(
-            low=_np(enc.field_low[:enc.obs_dim]).copy(), high=_np(enc.field_high[:enc.obs_dim]).copy(),
-            dim=_np(dim).astype(np.int64), centre=_np(centre).copy(), width=_np(width).copy(),
-            max_prob=np.float32(enc.max_prob),
+            enc_work=encoder_work_size(enc_consts),
+            punish=np.float32(a.punishment_threshold if a.enabled and a.sensitize_on_punishment else math.inf),
             sense_c1=_np(sense[0]).copy(), sense_c2=_np(sense[1]).copy(),
             neuron_c1=_np(neuron[0]).copy(), neuron_c2=_np(neuron[1]).copy(),
             bias=_f32(col("bias")), slope=_f32(col("slope")), critic=np.asarray(col("critic"), dtype=np.bool_),
@@ -450,13 +469,18 @@ class KernelBackend:
             baseline_decay=np.float32(dop.baseline_decay),
             failure_reward=np.float32(np.nan if env.failure_reward is None else env.failure_reward),
             reward_scale=np.float32(env.reward_scale),
-            projection=_np(spec.novelty.projection).astype(np.float32) if hashing else np.zeros((n_in, 0), np.float32),
+            novelty=0 if spec.novelty is None else (1 if hashing else 2),
+            projection=np.ascontiguousarray(_np(spec.novelty.projection), dtype=np.float32) if spec.novelty is not None
+            else np.zeros((n_in, 0), np.float32),
             bit_weights=_np(spec.novelty.bit_weights).astype(np.int64) if hashing else np.zeros(0, np.int64),
-            table_size=spec.novelty.table_size if hashing else 1, beta=np.float32(nov.beta),
-            ach_gain=np.float32(nov.ach_gain), surprise=spec.surprise,
-            surprise_mode={"absolute": 0, "negative": 1, "punishment": 2}[nov.surprise_errors],
-            surprise_fast=np.float32(1.0 / nov.surprise_fast_steps), surprise_slow=np.float32(1.0 / nov.surprise_slow_steps),
-            surprise_gain=np.float32(nov.surprise_gain), surprise_shrink=np.float32(nov.surprise_shrink),
+            table_size=spec.novelty.table_size if hashing else 1,
+            active=0 if nov is None or hashing else nov.active, nov_adapt=nov_adapt[0], nov_recover=nov_adapt[1],
+            nov_strength=nov_adapt[2], nov_divisive=nov_adapt[3], beta=np.float32(cfg.novelty.beta),
+            ach_gain=np.float32(cfg.novelty.ach_gain), surprise=spec.surprise,
+            surprise_mode={"absolute": 0, "negative": 1, "punishment": 2}[cfg.novelty.surprise_errors],
+            surprise_fast=np.float32(1.0 / cfg.novelty.surprise_fast_steps),
+            surprise_slow=np.float32(1.0 / cfg.novelty.surprise_slow_steps),
+            surprise_gain=np.float32(cfg.novelty.surprise_gain), surprise_shrink=np.float32(cfg.novelty.surprise_shrink),
             motor_lo=0, motor_hi=m)
 
     # ---------------------------------------------------------------- the step
@@ -488,7 +512,8 @@ class KernelBackend:
             self._threads = threads
         counter = int(state.brain.counter)
         weight = np.float32(bonus_weight(int(state.steps), spec.cfg.novelty.decay_steps))
-        kernel(obs, reward, term, ended, learn, self._rows(counter, k), weight, self.consts, self.arrays, outs)
+        kernel(obs, reward, term, ended, learn, self._rows(counter, k), weight, self.consts, self.enc, self.arrays,
+               outs)
         brain = state.brain
         brain.counter.add_(k)
         brain.windows.add_(1)
@@ -498,7 +523,8 @@ class KernelBackend:
         cfg = spec.cfg
         info = StepInfo(delta, value, r, intrinsic, novelty, learnable,
                         gain if (spec.novelty is not None or cfg.novelty.surprise_gain > 0) and learn else None,
-                        surprise if spec.surprise and learn else None, None, sensors, motor,
+                        surprise if spec.surprise and learn else None,
+                        state.encoder.level.mean(-1) if spec.encoder.adaptation is not None else None, sensors, motor,
                         spikes.sum(dim=(1, 2)))
         if spec.discrete:
             act = torch.from_numpy(action)

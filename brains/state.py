@@ -126,6 +126,8 @@ def _size(spec: BrainSpec, kind: str, name: str) -> int:
 
 def reset_state(spec: BrainSpec, state: BrainState, done: Tensor) -> BrainState:
     """``where(done, initial, state)`` over the fast state (:data:`FAST`) of the agents where ``done [B]``."""
+    if not bool(done.any()):  # most steps: nothing to reset (one host sync instead of a pass over e)
+        return state
     values = reset_values(spec)
     updates = {}
     for kind in FAST:

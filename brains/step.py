@@ -86,15 +86,25 @@ def window(spec: BrainSpec, state: BrainState, inputs: dict[str, Tensor]) -> tup
         c = torch.bmm(s.transpose(0, 1), state.w[proj.name])
         drive[proj.name] = c if proj.sign == 1 else c * proj.sign
 
-    # --- neurons, substep by substep
+    # --- neurons. A memoryless escape population fed by input populations only has independent substeps:
+    # all K at once. The others substep by substep, reading the other populations' spikes of substep t - 1.
     noise = {name: uniform(state.keys, counter, (k_steps, state.keys.shape[0], spec.pops[name].size),
                            stream=spec.stream[name]) for name in spec.order if spec.pops[name].model == "escape"}
+    spikes, prob = {}, {}
+    at_once = [n for n in spec.order if spec.pops[n].memoryless and all(p.name in drive for p in spec.incoming(n))]
+    for name in at_once:
+        z = state.excite[name].unsqueeze(1)
+        for proj in spec.incoming(name):
+            z = z + drive[proj.name]
+        s, p, _ = escape_step(z.transpose(0, 1), EscapeState(z), spec.pops[name].escape, spec.dt, noise[name])
+        spikes[name], prob[name] = s, p
     v, ref, theta, u, last = (dict(getattr(state, f)) for f in ("v", "refractory", "theta", "u", "last"))
-    spikes = {name: [] for name in spec.order}
-    prob = {name: [] for name in spec.order if spec.pops[name].model == "escape"}
-    for t in range(k_steps):
+    stepped = [n for n in spec.order if n not in at_once]
+    steps = {name: [] for name in stepped}
+    probs = {name: [] for name in stepped if spec.pops[name].model == "escape"}
+    for t in range(k_steps if stepped else 0):
         now = {}
-        for name in spec.order:
+        for name in stepped:
             pop = spec.pops[name]
             z = state.excite[name]
             for proj in spec.incoming(name):
@@ -106,16 +116,17 @@ def window(spec: BrainSpec, state: BrainState, inputs: dict[str, Tensor]) -> tup
                 s, p, esc = escape_step(z, EscapeState(u.get(name, z)), pop.escape, spec.dt, noise[name][t])
                 if not pop.memoryless:
                     u[name] = esc.u
-                prob[name].append(p)
+                probs[name].append(p)
             else:
                 params = pop.lif if pop.model == "alif" else pop.lif._replace(theta_plus=0.0)
                 s, st = lif_step(z, LIFState(v[name], ref[name], theta[name]), params, spec.dt)
                 v[name], ref[name], theta[name] = st
             now[name] = s
-            spikes[name].append(s)
-        last = now
-    spikes = {name: torch.stack(s) for name, s in spikes.items()}
-    prob = {name: torch.stack(p) for name, p in prob.items()}
+            steps[name].append(s)
+        last = {**now, **{name: spikes[name][t] for name in at_once}}
+    spikes.update({name: torch.stack(s) for name, s in steps.items()})
+    prob.update({name: torch.stack(p) for name, p in probs.items()})
+    last = {name: spikes[name][-1] for name in spec.order}
 
     # --- the window's plasticity events, factored
     xpre, xpost = dict(state.xpre), dict(state.xpost)

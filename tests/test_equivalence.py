@@ -1,0 +1,128 @@
+"""Every shipped config on every backend that accepts it, in lockstep with the torch reference.
+
+Before each step the reference agent is loaded with the kernel agent's state (the checkpoint form, so this
+also moves checkpoints between backends every step); both then take the same observation, reward and flags.
+The kernel sums in another order and its ``exp`` is a polynomial within 2 ulp, so a probability can round to
+the other side of its noise value: a step where any spike differs is counted, and must be rare. On every
+other step, actions and spikes are equal and every signal and state tensor agrees within float32 rounding.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from spikegym.agents.agent import Agent
+from spikegym.agents.kernel import unsupported
+from spikegym.envs import make_vector_env, obs_bounds, reset_seeds
+from spikegym.training.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "configs").rglob("*.yaml"))
+numba = pytest.importorskip("numba")
+
+
+def _agents(config: str, batch: int, *overrides: str):
+    cfg = load_config(ROOT / config, [f"env.num_agents={batch}", *overrides])
+    envs = make_vector_env(cfg.env.id, batch, 0, kwargs=cfg.env.kwargs, vectorization="sync",
+                           max_episode_steps=cfg.env.max_episode_steps, schedule=cfg.env.schedule)
+    low, high = obs_bounds(envs.single_observation_space)
+    make = lambda engine: Agent(cfg, low, high, envs.single_action_space, num_agents=batch, seed=3,  # noqa: E731
+                                engine=engine)
+    return cfg, envs, make
+
+
+def _close(a, b, what, step, rtol=2e-4, atol=2e-5):
+    scale = max(1.0, float(b.abs().max())) if b.numel() and b.is_floating_point() else 1.0
+    if a.dtype == torch.bool or not a.is_floating_point():
+        assert torch.equal(a, b), f"{what} differs at step {step}"
+    else:
+        torch.testing.assert_close(a, b, rtol=rtol, atol=atol * scale, msg=lambda m: f"{what} at step {step}: {m}")
+
+
+def lockstep(config: str, *overrides: str, batch: int = 4, steps: int = 200, max_flips: float = 0.05) -> int:
+    """Run the kernel and the reference side by side; returns the number of steps where a spike differed."""
+    cfg, envs, make = _agents(config, batch, *overrides)
+    fast, ref = make("kernel"), make("reference")
+    assert fast.backend.name == "kernel" and ref.backend.name == "reference"
+    obs, _ = envs.reset(seed=reset_seeds(0, batch))
+    reward, term, trunc = np.zeros(batch), np.zeros(batch, bool), np.zeros(batch, bool)
+    flips, ends = 0, 0
+    for step in range(steps):
+        ref.load_state_dict({k: v.clone() for k, v in fast.state_dict().items()})
+        learn = step % 50 != 49  # now and then a step that must not learn
+        a_fast, i_fast = fast.step(obs, reward, term, trunc, learn=learn)
+        a_ref, i_ref = ref.step(obs, reward, term, trunc, learn=learn)
+        if not (torch.equal(i_fast.sensors, i_ref.sensors) and torch.equal(i_fast.motor, i_ref.motor)
+                and torch.equal(i_fast.spikes, i_ref.spikes)):
+            flips += 1
+        else:
+            np.testing.assert_array_equal(a_fast, a_ref, err_msg=f"actions at step {step}")
+            for field in ("delta", "value", "extrinsic", "intrinsic", "novelty", "learnable"):
+                _close(getattr(i_fast, field), getattr(i_ref, field), field, step)
+            for field in ("ach_gain", "surprise"):
+                x, y = getattr(i_fast, field), getattr(i_ref, field)
+                assert (x is None) == (y is None), f"{field}: {x} vs {y}"
+                if x is not None:
+                    _close(x, y, field, step)
+            ref_state = ref.state_dict()
+            for name, t in fast.state_dict().items():
+                _close(t, ref_state[name], name, step)
+        obs, reward, term, trunc, _ = envs.step(a_fast)
+        ends += int(np.count_nonzero(term | trunc))
+    envs.close()
+    assert flips <= max_flips * steps, f"{flips} of {steps} steps had a spike round the other way"
+    return flips
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_every_shipped_config_runs_on_the_kernel_in_lockstep_with_the_reference(config):
+    cfg, envs, make = _agents(config, 2)
+    envs.close()
+    reason = unsupported(make("reference").spec)
+    assert reason is None, f"{config}: the kernel cannot run it ({reason})"
+    lockstep(config, steps=120 if "mujoco" in config or "cheetah" in config else 200)
+
+
+@pytest.mark.parametrize("overrides", [
+    ("plasticity.w_max=0.05",),                                              # hard weight bounds
+    ("brain.homeostasis.enabled=true", "brain.homeostasis.eta=0.05"),         # threshold homeostasis
+    ("dopamine.mode=baseline",),
+    ("novelty.surprise_gain=0.5", "novelty.surprise_shrink=0.01", "novelty.surprise_errors=punishment"),
+    ("dopamine.clip=0.05", "novelty.enabled=true", "novelty.ach_gain=2.0", "novelty.decay_steps=100"),
+])
+def test_mechanisms_on_the_kernel_in_lockstep_with_the_reference(overrides):
+    lockstep("configs/cartpole.yaml", *overrides, steps=150)
+
+
+def test_the_kernel_refuses_in_one_line_what_it_cannot_run():
+    for overrides, words in [(("brain.neuron=lif",), "lif"), (("brain.stp.enabled=true",), "short-term")]:
+        cfg, envs, make = _agents("configs/cartpole.yaml", 2, *overrides)
+        envs.close()
+        with pytest.raises(ValueError, match=words):
+            make("kernel")
+        assert make("auto").backend.name == "reference"
+
+
+def test_serial_and_parallel_kernels_give_the_same_bits():
+    results = []
+    for threads in (1, 2):
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            cfg, envs, make = _agents("configs/cartpole.yaml", 4)
+            agent = make("kernel")
+            obs, _ = envs.reset(seed=reset_seeds(0, 4))
+            reward, term, trunc = np.zeros(4), np.zeros(4, bool), np.zeros(4, bool)
+            for _ in range(60):
+                action, _ = agent.step(obs, reward, term, trunc)
+                obs, reward, term, trunc, _ = envs.step(action)
+            envs.close()
+            results.append(agent.state_dict())
+        finally:
+            torch.set_num_threads(before)
+    for name, t in results[0].items():
+        assert torch.equal(t, results[1][name]), name
