@@ -67,6 +67,8 @@ class TorchVectorEnv(VectorEnv):
         episode_stats: add ``info["episode"]``/``info["_episode"]`` (one device-to-host sync per step).
         reset_block: reset states drawn ahead per env and block (see the module docstring).
         stats_buffer: length of ``return_queue``/``length_queue``/``time_queue``, as Gymnasium's wrapper.
+        sparse_resets: write reset states into the rows that restart only (None: on CPU, where finding the
+            rows costs no sync); else a masked ``torch.where`` over every env. The results are the same.
         **kwargs: the env constructor's keywords (CartPole ``sutton_barto_reward``, Pendulum ``g``,
             MountainCar ``goal_velocity``).
     """
@@ -75,7 +77,8 @@ class TorchVectorEnv(VectorEnv):
 
     def __init__(self, env_id: str, num_envs: int, *, device: Union[str, torch.device] = "cpu",
                  dtype: torch.dtype = torch.float64, max_episode_steps: Optional[int] = None, to_numpy: bool = False,
-                 episode_stats: bool = True, reset_block: int = 64, stats_buffer: int = 100, **kwargs: Any):
+                 episode_stats: bool = True, reset_block: int = 64, stats_buffer: int = 100,
+                 sparse_resets: Optional[bool] = None, **kwargs: Any):
         if env_id not in WORLDS:
             hint = difflib.get_close_matches(env_id, TORCH_ENV_IDS, n=1)
             raise ValueError(f"no torch-native env for {env_id!r}"
@@ -96,6 +99,7 @@ class TorchVectorEnv(VectorEnv):
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.discrete = isinstance(self.single_action_space, gym.spaces.Discrete)
         self.max_episode_steps = int(max_episode_steps or self.spec.max_episode_steps)
+        self.sparse_resets = torch.device(device).type == "cpu" if sparse_resets is None else sparse_resets
         self.device, self.dtype = torch.device(device), dtype
         self.to_numpy, self.episode_stats = to_numpy, episode_stats
         self.params = self.world.params(**{self.world.kwargs[k]: v for k, v in kwargs.items()})
@@ -170,15 +174,24 @@ class TorchVectorEnv(VectorEnv):
         new, reward, terminated = self.world.step(self.state, a, self.params)
         steps = self.steps + 1
         truncated = steps >= self.max_episode_steps
+        reward = reward.to(self.dtype)
         # NEXT_STEP autoreset: envs whose episode ended last step start a new one instead (masked reset)
         ar = self.autoreset
-        first = self.world.from_draws(self._take(ar), self.dtype)
-        self.state = type(new)(*(torch.where(ar, f, n) for f, n in zip(first, new)))
-        self.steps = torch.where(ar, 0, steps)
-        reward = torch.where(ar, 0.0, reward.to(self.dtype))
-        terminated, truncated = terminated & ~ar, truncated & ~ar
+        restarts = self._may_restart(ar)
+        if restarts and self.sparse_resets:  # only the rows that restart (nonzero would sync a GPU)
+            rows = torch.nonzero(ar).squeeze(1)
+            first = self.world.from_draws(self._take(ar, rows), self.dtype)
+            new = type(new)(*(n.index_put((rows,), f) for f, n in zip(first, new)))
+        elif restarts:
+            first = self.world.from_draws(self._take(ar), self.dtype)
+            new = type(new)(*(torch.where(ar, f, n) for f, n in zip(first, new)))
+        if restarts:
+            steps = torch.where(ar, 0, steps)
+            reward = torch.where(ar, 0.0, reward)
+            terminated, truncated = terminated & ~ar, truncated & ~ar
+        self.state, self.steps = new, steps
         self.autoreset = terminated | truncated
-        info = self._episode_info(ar, reward, self.autoreset) if self.episode_stats else {}
+        info = self._episode_info(ar if restarts else None, reward, self.autoreset) if self.episode_stats else {}
         self._since_refill += 1
         if self._since_refill >= self._block:
             self._refill()
@@ -287,9 +300,23 @@ class TorchVectorEnv(VectorEnv):
         self._loaded[i] = n
         return np.concatenate((first, second) if n % 2 == 0 else (second, first))
 
-    def _take(self, mask: Tensor) -> Tensor:
-        """The next reset state ``[B, D]`` of every env (meaningful where ``mask``); advances those envs."""
-        d = self._draws[self._rows, self._used % (2 * self._block)]
+    def _may_restart(self, ar: Tensor) -> bool:
+        """False when no env autoresets this step (the masked reset is then skipped): known on the host from
+        the last step's episode statistics, or asked of a CPU tensor; on another device without statistics,
+        assumed True (asking would sync)."""
+        if self.episode_stats:
+            return bool(self._restart.any())
+        return self.device.type != "cpu" or bool(ar.numpy().any())
+
+    def _take(self, mask: Tensor, rows: Optional[Tensor] = None) -> Tensor:
+        """The next reset state ``[B, D]`` of every env (meaningful where ``mask``), or ``[len(rows), D]`` of
+        ``rows`` (the envs where ``mask``); advances the envs where ``mask``."""
+        ring = 2 * self._block
+        flat = self._draws.view(-1, self._draws.shape[-1])
+        if rows is None:
+            d = flat.index_select(0, self._rows * ring + self._used % ring)
+        else:
+            d = flat.index_select(0, rows * ring + self._used.index_select(0, rows) % ring)
         self._used = self._used + mask
         return d
 
@@ -311,10 +338,15 @@ class TorchVectorEnv(VectorEnv):
             s = torch.as_tensor((np.asarray(slots)[:, None] + np.arange(K)).reshape(-1), device=self.device)
             self._draws[r, s] = torch.as_tensor(np.concatenate(blocks), device=self.device)
 
-    def _episode_info(self, restarted: Tensor, reward: Tensor, dones: Tensor) -> dict:
-        """Gymnasium's vector ``RecordEpisodeStatistics`` (NEXT_STEP) on the device; numpy out when episodes end."""
-        self.episode_returns = torch.where(restarted, 0.0, self.episode_returns + reward)
-        self.episode_lengths = torch.where(restarted, 0, self.episode_lengths + 1)
+    def _episode_info(self, restarted: Optional[Tensor], reward: Tensor, dones: Tensor) -> dict:
+        """Gymnasium's vector ``RecordEpisodeStatistics`` (NEXT_STEP) on the device; numpy out when episodes end.
+
+        ``restarted``: the envs on a reset step (None: none)."""
+        self.episode_returns = self.episode_returns + reward
+        self.episode_lengths = self.episode_lengths + 1
+        if restarted is not None:
+            self.episode_returns = torch.where(restarted, 0.0, self.episode_returns)
+            self.episode_lengths = torch.where(restarted, 0, self.episode_lengths)
         now = time.perf_counter()
         self.episode_start_times[self._restart] = now
         if not bool(dones.any()):  # the one sync per step

@@ -8,6 +8,7 @@ Flags and episode statistics exactly.
 """
 
 import json
+import re
 
 import gymnasium as gym
 import numpy as np
@@ -135,6 +136,23 @@ def test_batch_equals_each_env_alone(env_id):
     assert restarts > 0
 
 
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "MountainCar-v0"])
+def test_dense_and_sparse_resets_agree(env_id):
+    # the masked torch.where over every env (the GPU's path) against writing only the restarting rows (CPU's)
+    dense, sparse = (TorchVectorEnv(env_id, 6, sparse_resets=s, episode_stats=False, reset_block=2)
+                     for s in (False, True))
+    act = _policy(env_id, np.random.default_rng(4))
+    obs = dense.reset(seed=9)[0]
+    assert torch.equal(obs, sparse.reset(seed=9)[0])
+    for _ in range(300):
+        a = act(obs.numpy())
+        out_d, out_s = dense.step(a), sparse.step(a)
+        for x, y in zip(out_d[:4], out_s[:4]):
+            assert torch.equal(x, y)
+        obs = out_d[0]
+    assert dense.episode_count == 0 and int(dense._used.min()) >= 2  # autoresets in every env; no statistics kept
+
+
 def test_reset_step_ignores_the_action_and_gives_reward_zero():
     env = TorchVectorEnv("CartPole-v1", 2, max_episode_steps=3)
     env.reset(seed=0)
@@ -246,3 +264,13 @@ def test_cuda_matches_cpu():
         assert torch.equal(tg.cpu(), tc) and torch.equal(ug.cpu(), uc) and torch.equal(rg.cpu(), rc)
         ended += int(tc.sum())
     assert ended > 100
+
+
+def test_env_speed_benchmark_prints_its_table_and_summary(capsys):
+    from conftest import load_benchmark
+
+    load_benchmark("env_speed").main(["--batches", "8", "32", "--steps", "30"])
+    out = capsys.readouterr().out
+    assert re.search(r"^\s+32\s+[\d.e+]+\s+[\d.e+]+\s+[\d.e+]+\s+[\d.e+]+\s+[\d.]+$", out, re.M), out
+    assert re.search(r"^summary: env=CartPole-v1 batch=32 torch_steps_per_s=[\d.e+]+ gymnasium_steps_per_s=[\d.e+]+$",
+                     out.splitlines()[-1]), out
