@@ -19,7 +19,7 @@ reset states ahead, in blocks of ``reset_block`` (two blocks per env sit on the 
 reads the next one with a gather. Every ``reset_block`` steps the host reads how many each env used
 (one small copy) and draws a fresh block for the envs that finished one. An env resets at most every
 other step, so it can never run past its two blocks in between. Memory: ``B * 2 * reset_block * D``
-float64 (``D`` = 4 for CartPole: 4 MiB at B = 4096 and the default block of 64).
+float64 (``D`` = 4 for CartPole: 16 MiB at B = 4096 and the default block of 64).
 
     >>> envs = TorchVectorEnv("CartPole-v1", 3)
     >>> obs, _ = envs.reset(seed=0)
@@ -139,7 +139,10 @@ class TorchVectorEnv(VectorEnv):
         if options:
             raise ValueError("TorchVectorEnv.reset takes no options (custom reset bounds are not supported)")
         B = self.num_envs
-        seeds = [None] * B if seed is None else [seed + i for i in range(B)] if isinstance(seed, int) else list(seed)
+        if seed is None or isinstance(seed, (int, np.integer)):
+            seeds = [None if seed is None else int(seed) + i for i in range(B)]
+        else:
+            seeds = list(seed)
         if len(seeds) != B:
             raise ValueError(f"reset got {len(seeds)} seeds for {B} envs")
         fresh = [i for i, s in enumerate(seeds) if s is not None or self._rngs[i] is None]
