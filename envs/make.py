@@ -45,8 +45,9 @@ __all__ = ["make_env", "make_vector_env", "reset_seeds", "obs_bounds", "is_discr
 
 #: ``auto``: the env's native numpy vector env when it has one and no schedule is given (CartPole),
 #: else ``sync``. ``sync`` beats ``async`` by 2.5-10x for cheap envs on 2 cores; ``async`` runs each
-#: sub-env in its own process (worth it only for expensive envs on many cores).
-VECTORIZATIONS = ("auto", "native", "sync", "async")
+#: sub-env in its own process (worth it only for expensive envs on many cores). ``torch``: the worlds' state
+#: in torch on ``device`` (classic control only, :mod:`spikegym.envs.torch_vector`); never chosen by ``auto``.
+VECTORIZATIONS = ("auto", "native", "sync", "async", "torch")
 
 
 def make_env(env_id: str, *, kwargs: Optional[dict] = None, render_mode: Optional[str] = None,
@@ -69,7 +70,8 @@ def make_env(env_id: str, *, kwargs: Optional[dict] = None, render_mode: Optiona
 
 def make_vector_env(env_id: str, num_envs: int, seed: int, *, kwargs: Optional[dict] = None,
                     vectorization: str = "auto", max_episode_steps: Optional[int] = None,
-                    schedule: Union[TaskSchedule, dict, None] = None) -> gym.vector.VectorEnv:
+                    schedule: Union[TaskSchedule, dict, None] = None,
+                    device: str = "cpu") -> gym.vector.VectorEnv:
     """``num_envs`` worlds, one per agent, with Gymnasium's episode statistics.
 
     The caller seeds with ``envs.reset(seed=reset_seeds(seed, num_envs))``; ``seed`` here seeds the
@@ -81,9 +83,11 @@ def make_vector_env(env_id: str, num_envs: int, seed: int, *, kwargs: Optional[d
         schedule: a task schedule dict (or :class:`TaskSchedule`): every sub-env gets its own
             :class:`TaskScheduleWrapper` (stream = its index, clock = the vector step count), so
             each changes at its own episode boundary. Needs ``sync`` or ``async``.
+        device: where a ``torch`` env keeps its worlds (its observations, rewards and flags are tensors there).
     Returns:
         the vector env wrapped in ``gymnasium.wrappers.vector.RecordEpisodeStatistics``
-        (``info["episode"]`` and ``info["_episode"]`` when episodes end; ``info["task"]`` with a schedule).
+        (``info["episode"]`` and ``info["_episode"]`` when episodes end; ``info["task"]`` with a schedule);
+        ``torch``: a :class:`~spikegym.envs.torch_vector.TorchVectorEnv`, which records the same statistics itself.
     """
     if num_envs < 1:
         raise ValueError(f"num_envs must be >= 1, got {num_envs}")
@@ -96,6 +100,13 @@ def make_vector_env(env_id: str, num_envs: int, seed: int, *, kwargs: Optional[d
     mode = vectorization
     if mode == "auto":
         mode = "native" if sched is None and _native_supports(env_id, kwargs) else "sync"
+    if mode == "torch":
+        if sched is not None:
+            raise ValueError("a task schedule needs a wrapper per sub-env: use vectorization 'sync' or 'async'")
+        from spikegym.envs.torch_vector import TorchVectorEnv  # torch stays out of the import of this module
+
+        return TorchVectorEnv(registered_id(env_id), num_envs, device=device, max_episode_steps=max_episode_steps,
+                              **kwargs)
     if mode == "native":
         if sched is not None:
             raise ValueError("a task schedule needs a wrapper per sub-env: use vectorization 'sync' or 'async'")

@@ -9,6 +9,7 @@ layer of the env stack is saved as JSON-friendly data:
   ``SyncVectorEnv``'s ``_autoreset_envs``;
 - every sub-env wrapper: ``TimeLimit._elapsed_steps``, ``OrderEnforcing._has_reset``, the task
   schedule (:meth:`TaskScheduleWrapper.get_schedule_state`);
+- a torch-native vector env: everything, through its own ``get_json_state``/``set_json_state``;
 - every base env: classic-control ``state`` (and the like), its ``np_random`` generator, and for
   MuJoCo envs the physical state ``qpos``/``qvel``/``act``/``time`` (restored with ``set_state``).
 
@@ -63,6 +64,8 @@ def _decode(value: Any) -> Any:
 
 
 def _layer_state(obj) -> dict:
+    if hasattr(obj, "get_json_state"):  # a torch-native vector env (TorchVectorEnv) saves itself
+        return {"json_state": obj.get_json_state()}
     out = {}
     attrs = vars(obj)
     for name in _DYNAMIC:
@@ -90,6 +93,8 @@ def _set_layer_state(obj, state: dict) -> None:
             obj._np_random = rng
         elif name == "schedule":
             obj.set_schedule_state(value)
+        elif name == "json_state":
+            obj.set_json_state(value)
         elif name == "mujoco":
             obj.set_state(np.asarray(value["qpos"]), np.asarray(value["qvel"]))
             if len(value["act"]):
