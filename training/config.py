@@ -64,7 +64,8 @@ from spikegym.training.config_schema import (
     setting,
 )
 from spikegym.training.config_source import ConfigError, KeyPath, Origins, apply_override, dotted, read_config_file
-from spikegym.training.config_validate import Validator, field_hints, is_optional, section_paths, show, type_name
+from spikegym.training.config_validate import (Validator, field_hints, is_optional, is_section, section_paths, show,
+                                                type_name)
 
 __all__ = [
     "ConfigError",
@@ -205,11 +206,11 @@ def config_reference(cls: type = Config) -> str:
         for f in dataclasses.fields(c):
             path = prefix + (f.name,)
             optional, tp = is_optional(hints[f.name])
-            if dataclasses.is_dataclass(tp):
+            if is_section(tp):
                 rows.append(f"| **{dotted(path)}** | section | | {f.metadata.get('help', '')} |")
                 walk(tp, path)
                 continue
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
             limits = [f"{k} {f.metadata[k]}" for k in LIMITS if k in f.metadata]
             help_text = f.metadata.get("help", "") + (f" [{', '.join(limits)}]" if limits else "")
             type_text = type_name(tp) + (" or null" if optional else "")

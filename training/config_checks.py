@@ -65,7 +65,7 @@ def _constructor_params(env_id: str) -> list[str] | None:
 
     entry = gymnasium.spec(registered_id(env_id)).entry_point
     try:
-        creator = load_env_creator(entry) if isinstance(entry, str) else entry
+        creator: Any = load_env_creator(entry) if isinstance(entry, str) else entry
         params = inspect.signature(creator).parameters
     except (ImportError, AttributeError, TypeError, ValueError):  # an entry point we cannot inspect: do not guess
         return None

@@ -25,7 +25,8 @@ from typing import Any, Literal, Union
 from spikegym.training.config_schema import LIMITS
 from spikegym.training.config_source import ConfigError, KeyPath, Origins, dotted
 
-__all__ = ["Validator", "show", "alternatives", "is_optional", "type_name", "field_hints", "all_keys", "section_paths",
+__all__ = ["Validator", "show", "alternatives", "is_optional", "is_section", "type_name", "field_hints", "all_keys",
+           "section_paths",
            "as_float", "as_int"]
 
 
@@ -84,6 +85,11 @@ def type_name(tp: Any, plural: bool = False) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+def is_section(tp: Any) -> bool:
+    """Is ``tp`` a section (a dataclass type)?"""
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
 def field_hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
@@ -96,7 +102,7 @@ def all_keys(cls: type, prefix: KeyPath = ()) -> list[KeyPath]:
         path = prefix + (f.name,)
         out.append(path)
         _, tp = is_optional(hints[f.name])
-        if dataclasses.is_dataclass(tp):
+        if is_section(tp):
             out.extend(all_keys(tp, path))
     return out
 
@@ -107,7 +113,7 @@ def section_paths(cls: type, prefix: KeyPath = ()) -> set[KeyPath]:
     hints = field_hints(cls)
     for f in dataclasses.fields(cls):
         _, tp = is_optional(hints[f.name])
-        if dataclasses.is_dataclass(tp):
+        if is_section(tp):
             out |= {prefix + (f.name,)} | section_paths(tp, prefix + (f.name,))
     return out
 
@@ -165,7 +171,7 @@ class Validator:
         optional, tp = is_optional(tp)
         if value is None and optional:
             return None
-        if dataclasses.is_dataclass(tp):
+        if is_section(tp):
             return self.section(tp, value, path)
         key = dotted(path)
         expected = type_name(tp) + (" or null" if optional else "")
@@ -183,10 +189,10 @@ class Validator:
                 raise bad()
             return value
         if tp is int:
-            out = as_int(value)
-            if out is None:
+            whole = as_int(value)
+            if whole is None:
                 raise bad(" (write e.g. 200000 or 2e5)" if isinstance(value, str) else "")
-            return self.limits(out, value, path, meta)
+            return self.limits(whole, value, path, meta)
         if tp is float:
             out = as_float(value)
             if out is None and str(value).strip().lower() in ("nan", ".nan"):
@@ -210,12 +216,12 @@ class Validator:
             if not isinstance(value, dict):
                 raise bad()
             key_tp, item = args if args else (Any, Any)
-            out = {}
+            mapping = {}
             for k, v in value.items():
                 if key_tp is str and not isinstance(k, str):
                     raise self.origins.error(path + (k,), f"'{key}' keys must be strings, got {show(k)}", key=True)
-                out[k] = self.value(item, v, path + (k,), {})
-            return out
+                mapping[k] = self.value(item, v, path + (k,), {})
+            return mapping
         raise TypeError(f"config field '{key}' has an unsupported type {tp!r}")
 
     def choice(self, choices: tuple, value: Any, path: KeyPath) -> Any:
