@@ -130,6 +130,23 @@ def _schedule_error(err: Any, origins: Origins) -> ConfigError:
     return origins.error(path, f"'{dotted(path)}': {problem}", key=bool(getattr(err, "path", ())))
 
 
+def _check_vectorization(cfg: Config, origins: Origins) -> None:
+    """``native`` needs the env's own vector entry point, and cannot carry a schedule (a wrapper per sub-env)."""
+    import gymnasium
+
+    from spikegym.envs import registered_id
+
+    if cfg.env.vectorization != "native":
+        return
+    path = ("env", "vectorization")
+    if cfg.env.schedule is not None:
+        raise origins.error(path, "'env.vectorization' native cannot carry a task schedule (it needs a wrapper "
+                                  "per sub-env): use sync, async or auto")
+    if gymnasium.spec(registered_id(cfg.env.id)).vector_entry_point is None:
+        raise origins.error(path, f"'env.vectorization' native: {cfg.env.id} has no native vector env; use sync, "
+                                  "async or auto")
+
+
 def check_world(cfg: Config, origins: Origins) -> None:
     """Check ``env.kwargs`` names, the schedule, the spaces and the encoder's dimensions.
 
@@ -146,6 +163,7 @@ def check_world(cfg: Config, origins: Origins) -> None:
             schedule = TaskSchedule.from_dict(cfg.env.schedule, seed=cfg.run.seed)
         except ScheduleError as err:
             raise _schedule_error(err, origins) from None
+    _check_vectorization(cfg, origins)
     try:
         env = make_env(cfg.env.id, kwargs=cfg.env.kwargs, max_episode_steps=cfg.env.max_episode_steps,
                        schedule=schedule)

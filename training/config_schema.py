@@ -107,7 +107,8 @@ class AdaptationConfig:
     tau_adapt: float = setting(0.2, "habituation time constant under constant strong input, seconds", gt=0.0)
     tau_recover: float = setting(1.0, "recovery time constant at rest, seconds", gt=0.0)
     strength: float = setting(2.0, "how strongly the adaptation level suppresses the response (0: none)", min=0.0)
-    sensitize_threshold: float = setting(0.5, "relative input change (0..1) that sensitizes (restores the response)", min=0.0)
+    sensitize_threshold: float = setting(0.5, "relative input change (0..1) that sensitizes (restores the response); "
+                                              ".inf: never", min=0.0, allow_inf=True)
     sensitize_on_punishment: bool = setting(True, "a strongly negative internal reward (aversive event) restores the response")
     punishment_threshold: float = setting(0.5, "internal reward at or below minus this counts as aversive", min=0.0)
 
