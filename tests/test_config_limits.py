@@ -225,3 +225,22 @@ def test_cli_refuses_before_writing(tmp_path, monkeypatch, capsys, fake_train, a
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert words in err, err
     assert not fake_train and not run_dir.exists()
+
+
+def test_a_cuda_run_folder_still_loads_for_evaluation_on_a_cpu_machine(tmp_path, monkeypatch):
+    """load_run evaluates on the device it is given: the run's own device need not exist here."""
+    import torch
+
+    from spikegym.training.loop import load_run, train
+
+    cartpole = Path(__file__).resolve().parents[1] / "configs" / "cartpole.yaml"
+    cfg = load_config(cartpole, ["env.num_agents=2", "brain.substeps=3", "encoder.fields=3", "brain.motor_size=4",
+                                 "brain.critic_size=4", "run.progress=off", "run.steps=20", "run.threads=1"])
+    train(cfg, run_dir=tmp_path / "run")
+    config = tmp_path / "run" / "config.yaml"
+    config.write_text(config.read_text().replace("device: cpu", "device: cuda"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert "'run.device' 'cuda'" in load_error(config)
+    loaded, agent, envs, step = load_run(tmp_path / "run")
+    envs.close()
+    assert step == 20 and loaded.run.device == "cpu" and agent.device.type == "cpu"
