@@ -244,3 +244,12 @@ def test_a_cuda_run_folder_still_loads_for_evaluation_on_a_cpu_machine(tmp_path,
     loaded, agent, envs, step = load_run(tmp_path / "run")
     envs.close()
     assert step == 20 and loaded.run.device == "cpu" and agent.device.type == "cpu"
+
+
+def test_kwargs_typo_for_a_constructor_that_takes_star_kwargs(tmp_path):
+    """HalfCheetah's constructor passes **kwargs on to MujocoEnv: the typo is caught when the env is made."""
+    path = write(tmp_path, "env:\n  id: HalfCheetah-v5\n  kwargs:\n    forward_reward_weigth: 2.0\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == (f"{path}:4: unknown keyword 'env.kwargs.forward_reward_weigth' for HalfCheetah-v5 "
+                               "(did you mean 'forward_reward_weight'?)")

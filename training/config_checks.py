@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import re
 from typing import Any
 
 from spikegym.training.config_schema import Config
@@ -56,8 +57,8 @@ def check_env_id(cfg: Config, *, source: str | None = None, line: int | None = N
     raise ConfigError(f"unknown env id {env_id!r} for 'env.id'{hint}", source=source, line=line, key="env.id")
 
 
-def _constructor_params(env_id: str) -> list[str] | None:
-    """The keyword names the env's constructor takes, or None when it takes ``**kwargs`` (or cannot be read)."""
+def _constructor_params(env_id: str) -> tuple[list[str], bool] | None:
+    """``(keyword names, takes **kwargs too)`` of the env's constructor, or None when it cannot be read."""
     import gymnasium
     from gymnasium.envs.registration import load_env_creator
 
@@ -69,25 +70,29 @@ def _constructor_params(env_id: str) -> list[str] | None:
         params = inspect.signature(creator).parameters
     except (ImportError, AttributeError, TypeError, ValueError):  # an entry point we cannot inspect: do not guess
         return None
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return None
-    return [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n != "self"]
+    names = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n != "self"]
+    return names, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def _unknown_kwarg(cfg: Config, origins: Origins, key: str, params: list[str]) -> ConfigError:
+    valid = [p for p in params if p not in _MAKE_OWN]
+    close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.5)
+    hint = f"did you mean {close[0]!r}?" if close else (
+        f"it takes {', '.join(valid)}" if valid else "it takes no keyword arguments")
+    return origins.error(("env", "kwargs", key), f"unknown keyword 'env.kwargs.{key}' for {cfg.env.id} ({hint})",
+                         key=True)
 
 
 def _check_kwargs(cfg: Config, origins: Origins) -> None:
     """Every ``env.kwargs`` key must be a keyword of the env's constructor (read from its signature)."""
-    params = _constructor_params(cfg.env.id)
+    found = _constructor_params(cfg.env.id)
     for key in cfg.env.kwargs:
         path = ("env", "kwargs", key)
         if key in _MAKE_OWN:
             raise origins.error(path, f"'{dotted(path)}': spikegym passes {key} itself ({_MAKE_OWN[key]})", key=True)
-        if params is None or key in params or key in _MAKE_EXTRA:
-            continue
-        valid = [p for p in params if p not in _MAKE_OWN]
-        close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.5)
-        hint = f"did you mean {close[0]!r}?" if close else (
-            f"it takes {', '.join(valid)}" if valid else "it takes no keyword arguments")
-        raise origins.error(path, f"unknown keyword 'env.kwargs.{key}' for {cfg.env.id} ({hint})", key=True)
+        if found is None or found[1] or key in found[0] or key in _MAKE_EXTRA:
+            continue  # (a constructor with **kwargs: gymnasium.make finds out, see check_world)
+        raise _unknown_kwarg(cfg, origins, key, found[0])
 
 
 def _check_spaces(env: Any, cfg: Config, origins: Origins) -> None:
@@ -170,6 +175,10 @@ def check_world(cfg: Config, origins: Origins) -> None:
     except ScheduleError as err:  # a change that does not apply to this env
         raise _schedule_error(err, origins) from None
     except Exception as err:  # the constructor refused its keywords, or a dependency is missing
+        bad = re.search(r"unexpected keyword argument '(\w+)'", str(err))
+        found = _constructor_params(cfg.env.id)
+        if bad and bad.group(1) in cfg.env.kwargs and found is not None:  # a **kwargs constructor passed it on
+            raise _unknown_kwarg(cfg, origins, bad.group(1), found[0]) from None
         where = ("env", "kwargs") if cfg.env.kwargs else ("env", "id")
         raise origins.error(where, f"cannot make {cfg.env.id} with '{dotted(where)}': "
                                    f"{type(err).__name__}: {err}") from None
