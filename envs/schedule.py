@@ -53,17 +53,24 @@ _SENSOR_SALT = 0x5E5E  # separates the sensor-noise stream from the schedule dra
 
 
 class ScheduleError(ValueError):
-    """A schedule that cannot be used; ``phase`` (index or None) and ``key`` say where."""
+    """A schedule that cannot be used; ``phase`` (index or None) and ``key`` say where.
+
+    ``path`` is the key path inside the schedule dict (``("phases", 1, "changes", "gravty")``) and
+    ``problem`` the message without the location, so that a config can name ``env.schedule.phases[1]...``.
+    """
 
     def __init__(self, message: str, *, phase: Optional[int] = None, key: Optional[str] = None,
-                 phase_name: Optional[str] = None):
+                 phase_name: Optional[str] = None, path: Optional[tuple] = None):
         where = []
         if phase is not None:
             where.append(f"phase {phase}" + (f" ({phase_name!r})" if phase_name else ""))
         if key is not None:
             where.append(f"key {key!r}")
         super().__init__(f"schedule {', '.join(where)}: {message}" if where else f"schedule: {message}")
-        self.phase, self.key = phase, key
+        self.phase, self.key, self.problem = phase, key, message
+        if path is None:
+            path = (("phases", phase) if phase is not None else ()) + ((key,) if key is not None else ())
+        self.path = tuple(path)
 
 
 def _did_you_mean(name: str, valid) -> str:
@@ -230,11 +237,13 @@ class TaskSchedule:
                 if key not in CHANGES:
                     near = nearest_change(key)
                     hint = f"; did you mean {near!r}?" if near else f"; valid: {', '.join(sorted(CHANGES))}"
-                    raise ScheduleError(f"unknown change{hint}", phase=i, key=str(key), phase_name=name)
+                    raise ScheduleError(f"unknown change{hint}", phase=i, key=str(key), phase_name=name,
+                                        path=("phases", i, "changes", key))
                 try:
                     changes[key] = _parse_value(key, value)
                 except ValueError as e:
-                    raise ScheduleError(f"{CHANGES[key].doc}: {e}", phase=i, key=key, phase_name=name) from None
+                    raise ScheduleError(f"{CHANGES[key].doc}: {e}", phase=i, key=key, phase_name=name,
+                                        path=("phases", i, "changes", key)) from None
             phase = Phase(i, name, steps, changes)
             if name in seen and dict(seen[name].changes) != changes:
                 raise ScheduleError(f"phase {seen[name].index} has the same name with other changes; a name is a "
@@ -396,7 +405,7 @@ class TaskScheduleWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
             if why is not None:
                 p = self.schedule.first_use(name)
                 raise ScheduleError(f"does not apply to {_env_name(env)}: {why}", phase=p.index, key=name,
-                                    phase_name=p.name)
+                                    phase_name=p.name, path=("phases", p.index, "changes", name))
         self._world = [n for n in self._names if CHANGES[n].target == "world"]
         self._iface_names = [n for n in self._names if CHANGES[n].target == "interface"]
         self._base = {n: CHANGES[n].capture(u) for n in self._world}
@@ -420,7 +429,8 @@ class TaskScheduleWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
                     try:
                         CHANGES[name].apply(Interface(self.env.observation_space, self.env.action_space), v, None)
                     except ValueError as e:
-                        raise ScheduleError(str(e), phase=p.index, key=name, phase_name=p.name) from None
+                        raise ScheduleError(str(e), phase=p.index, key=name, phase_name=p.name,
+                                            path=("phases", p.index, "changes", name)) from None
 
     # ---- the clock --------------------------------------------------------------------------
 

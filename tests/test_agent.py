@@ -116,7 +116,7 @@ def test_agent_in_a_batch_equals_agent_alone_with_learning():
         theirs = single.state_dict()
         for k, v in mine.items():
             # equal up to float rounding: batched products may sum in another order than a batch of one
-            torch.testing.assert_close(v[i:i + 1], theirs[k], rtol=1e-5, atol=1e-6, msg=lambda m: f"{k}[{i}]: {m}")
+            torch.testing.assert_close(v[i:i + 1], theirs[k], rtol=1e-5, atol=1e-6, msg=lambda m, k=k, i=i: f"{k}[{i}]: {m}")
 
     # select(i) mid-run continues exactly like agent i of the batch
     picked = batch.select(1)

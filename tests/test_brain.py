@@ -20,7 +20,7 @@ def test_lif_rate_matches_analytic_f_i_curve(current):
     p = LIFParams(tau_mem=20.0, v_th=1.0, t_ref=2.0)
     dt, steps = 0.1, 20000
     state = lif_init(1, 1, p)
-    n, times, last = 0, [], None
+    times = []
     for t in range(steps):
         s, state = lif_step(torch.tensor([[current]]), state, p, dt)
         if s.item():
@@ -249,7 +249,7 @@ def test_threshold_homeostasis_reaches_target_rate(start_bias):
     brain = Brain(pops, [Projection("in", "n", w_init_mean=0.5)], batch=2, seed=1)
     spikes = torch.ones(20, 2, 4) * 0.5
     first = None
-    for i in range(300):
+    for _ in range(300):
         brain.run({"in": spikes})
         if first is None:  # the firing probability, not a 320-spike sample of it (that one is a coin flip at -4)
             first = brain.last_prob["n"].mean().item()
@@ -274,7 +274,7 @@ def test_structural_plasticity_prunes_weak_and_respects_budget():
     weak0 = mask & (w.abs() < 0.05)
     age = torch.zeros(b, p, q, dtype=torch.long)
     counts = []
-    for i in range(6):
+    for _ in range(6):
         w, mask, age = pl.structural_step(w=w, mask=mask, weak_age=age, pre_rate=torch.rand(b, p, generator=g),
                                           post_rate=torch.rand(b, q, generator=g),
                                           uniform=torch.rand(b, p, q, generator=g), params=params)

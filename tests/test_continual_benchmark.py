@@ -61,10 +61,10 @@ def test_scratch_runs_give_forward_transfer_in_json_and_tensorboard(bench, tmp_p
 def test_ppo_baseline_has_hyperparameters_for_every_shipped_schedule(bench):
     """--baseline ppo must not find out after the spiking run that it has no PPO settings (slippery HalfCheetah
     did): the zoo's own entry, else its MuJoCo default, shared with learning.py."""
-    import yaml
+    from spikegym.training.config import load_config
 
     for path in sorted((ROOT / "configs" / "continual").glob("*.yaml")):
-        env_id = yaml.safe_load(path.read_text())["env"]["id"]
+        env_id = load_config(path).env.id  # (its extends: chain resolved)
         hp = bench.ppo_hyperparameters(env_id)
         assert hp["n_envs"] >= 1 and hp["n_steps"] >= 1, path.name
         hp["n_envs"] = -1  # a fresh dict each time: callers pop from it

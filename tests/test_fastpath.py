@@ -97,7 +97,7 @@ def test_cartpole_agents_step_as_their_torch_twins():
     the step (weights, eligibility, rates, autoreset), up to rounding; a spike that falls between the two
     roundings of its probability is allowed in at most two of the 60 steps."""
     flipped = ends = 0
-    for step, a_fast, a_slow, fast, slow, ended in _lockstep(CARTPOLE, 8, 60):
+    for _step, a_fast, a_slow, fast, slow, ended in _lockstep(CARTPOLE, 8, 60):
         same = (np.array_equal(a_fast, a_slow) and torch.equal(fast.last["sensors"], slow.last["sensors"])
                 and torch.equal(fast.last["motor"], slow.last["motor"]) and not _differs(fast, slow))
         flipped += not same
@@ -112,7 +112,7 @@ def test_cartpole_agents_step_as_their_torch_twins():
 
 def test_continuous_agents_step_as_their_torch_twins():
     flipped = 0
-    for step, a_fast, a_slow, fast, slow, _ in _lockstep(PENDULUM, 4, 30):
+    for _step, a_fast, a_slow, fast, slow, _ in _lockstep(PENDULUM, 4, 30):
         flipped += not (np.array_equal(a_fast, a_slow) and not _differs(fast, slow))
         torch.testing.assert_close(fast.last["delta"], slow.last["delta"], rtol=0, atol=2e-5)
     assert flipped <= 1

@@ -133,7 +133,9 @@ def test_validation_errors_name_phase_and_key(d, phase, key, words):
 
 @pytest.mark.parametrize("name", ["cartpole_cycle", "cartpole_action_swap", "slippery_cheetah"])
 def test_shipped_configs_validate(name):
-    cfg = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
+    from spikegym.training.config import config_to_dict, load_config
+
+    cfg = config_to_dict(load_config(CONFIGS / f"{name}.yaml"))  # (its extends: chain resolved)
     assert set(cfg) >= {"env", "run"} and cfg["env"]["id"] and cfg["env"]["num_agents"] >= 1
     s = TaskSchedule.from_dict(cfg["env"]["schedule"], seed=0)
     spans = s.spans(int(cfg["run"]["steps"]))

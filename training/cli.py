@@ -4,6 +4,7 @@
                           [--set key=value ...] [--resume RUN_DIR]
     spikegym eval RUN_DIR [--episodes N]
     spikegym record RUN_DIR [--episodes N] [--out DIR]
+    spikegym config --reference | CONFIG [--set key=value ...]
 
 ``--steps/--seed/--device/--run-dir`` are shorthands for ``--set run.steps=...`` etc.; ``--set``
 values are read with ``yaml.safe_load`` (never ``eval``). With ``--resume RUN_DIR`` the CONFIG may
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -59,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Spiking-network agents that learn while they act (local plasticity, no backprop).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    sub = parser.add_subparsers(dest="command", metavar="{train,eval,record}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,eval,record,config}")
 
     train = sub.add_parser(
         "train",
@@ -74,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("config", nargs="?", metavar="CONFIG", help="YAML config file (optional with --resume)")
     train.add_argument("--steps", type=_int, metavar="N", help="env steps per agent (run.steps)")
     train.add_argument("--seed", type=_int, metavar="S", help="seed (run.seed)")
-    train.add_argument("--device", metavar="{cpu,cuda}", help="torch device, e.g. cpu, cuda, cuda:1 (run.device)")
+    train.add_argument("--device", metavar="{cpu,cuda,auto}",
+                       help="torch device, e.g. cpu, cuda, cuda:1; auto: cuda when available, else cpu (run.device)")
     train.add_argument("--run-dir", metavar="DIR", help="run folder (run.run_dir); default runs/<env>-<time>")
     train.add_argument(
         "--set",
@@ -94,7 +97,43 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("run_dir", metavar="RUN_DIR")
     rec.add_argument("--episodes", type=_positive_int, default=1, metavar="N", help="episodes to record (default 1)")
     rec.add_argument("--out", metavar="DIR", help="video folder (default RUN_DIR/videos)")
+    _add_config_parser(sub)
     return parser
+
+
+def _add_config_parser(sub: Any) -> None:
+    conf = sub.add_parser(
+        "config",
+        help="print every config key (--reference) or a config file resolved",
+        description="Print the reference of every config key (its type, default and meaning), or a config "
+        "file resolved (extends: chain, --set overrides and defaults applied; checked as train checks it).",
+        epilog="examples:\n"
+        "  spikegym config --reference\n"
+        "  spikegym config configs/continual/cartpole_cycle.yaml --set run.steps=1e5",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    conf.add_argument("config", nargs="?", metavar="CONFIG", help="YAML config file to resolve")
+    conf.add_argument("--reference", action="store_true", help="every key: type, default, meaning (Markdown table)")
+    conf.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="override config keys")
+
+
+def _config(args: argparse.Namespace) -> int:
+    from spikegym.training.config import config_reference, config_to_yaml
+
+    if args.reference:
+        if args.config or args.set:
+            raise ConfigError("--reference takes no CONFIG or --set")
+        text = config_reference() + "\n"
+    elif args.config is None:
+        raise ConfigError("config needs a CONFIG file, or --reference")
+    else:
+        text = config_to_yaml(load_config(Path(args.config), args.set))
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `spikegym config --reference | head`: the reader left early, which is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
 
 
 def _version() -> str:
@@ -125,17 +164,17 @@ def _need_run_dir(path: str) -> Path:
 
 
 def _train(args: argparse.Namespace, command_line: str) -> int:
-    overrides = list(args.set)
-    # Flags win over --set. Strings go through json.dumps: a JSON string is a YAML string, so a
-    # folder called "123" or "null" stays a string.
+    overrides: list[str | tuple[str, str]] = list(args.set)
+    # Flags win over --set; errors name the flag. Strings go through json.dumps: a JSON string is a YAML
+    # string, so a folder called "123" or "null" stays a string.
     if args.steps is not None:
-        overrides.append(f"run.steps={args.steps}")
+        overrides.append((f"run.steps={args.steps}", f"--steps {args.steps}"))
     if args.seed is not None:
-        overrides.append(f"run.seed={args.seed}")
+        overrides.append((f"run.seed={args.seed}", f"--seed {args.seed}"))
     if args.device is not None:
-        overrides.append(f"run.device={json.dumps(args.device)}")
+        overrides.append((f"run.device={json.dumps(args.device)}", f"--device {args.device}"))
     if args.run_dir is not None:
-        overrides.append(f"run.run_dir={json.dumps(args.run_dir)}")
+        overrides.append((f"run.run_dir={json.dumps(args.run_dir)}", f"--run-dir {args.run_dir}"))
 
     resume = args.resume is not None
     if resume:
@@ -203,6 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _train(args, command_line)
         if args.command == "eval":
             return _eval(args)
+        if args.command == "config":
+            return _config(args)
         return _record(args)
     except ConfigError as err:
         return _fail(str(err))
