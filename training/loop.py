@@ -78,7 +78,7 @@ def train(cfg: Config, *, run_dir=None, resume: bool = False, command_line: Opti
     # ---- world and agents
     B = cfg.env.num_agents
     envs = make_vector_env(cfg.env.id, B, run.seed, kwargs=cfg.env.kwargs, vectorization=cfg.env.vectorization,
-                           max_episode_steps=cfg.env.max_episode_steps, schedule=cfg.env.schedule)
+                           max_episode_steps=cfg.env.max_episode_steps, schedule=cfg.env.schedule, device=run.device)
     agent = make_agent(cfg, envs)
     stats = EpisodeStats(B, solved_at=SOLVED_AT.get(cfg.env.id))
     tracker = ContinualTracker.from_config(cfg) if cfg.env.schedule else None  # task/ and continual/ metrics
