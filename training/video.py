@@ -138,6 +138,8 @@ def record_grid(
     fps: float | None = None,
     dim: float = 0.35,
     keep_frames: bool = False,
+    labels: Sequence[str] | None = None,
+    on_frame: Callable[[np.ndarray], Any] | None = None,
 ) -> dict:
     """Several agents of a population side by side: one episode each, tiled into one video.
 
@@ -151,6 +153,8 @@ def record_grid(
             exactly like ``record_episodes(..., seed=s + i)``); a sequence gives one seed per
             agent (``[s] * n`` puts every agent in the same starting state).
         cols: grid columns; default ``ceil(sqrt(n))``.
+        labels: one per policy (e.g. ``"agent 3"``): drawn in the tile's corner with the
+            episode's return so far (Pillow).
         Other arguments as in :func:`record_episodes`.
 
     Returns:
@@ -163,6 +167,8 @@ def record_grid(
     seeds = [int(seed) + i for i in range(n)] if np.isscalar(seed) else [int(s) for s in seed]
     if len(seeds) != n:
         raise ValueError(f"got {len(seeds)} seeds for {n} policies")
+    if labels is not None and len(labels) != n:
+        raise ValueError(f"got {len(labels)} labels for {n} policies")
 
     envs: list = []
     writer = None
@@ -185,7 +191,8 @@ def record_grid(
         active = [max_steps > 0] * n  # episode still running
         dimmed = [False] * n  # ended, and its final frame was already shown bright once
         while True:
-            _emit(writer, kept, tile_frames(frames, cols, dimmed=dimmed, dim=dim), keep_frames)
+            shown = frames if labels is None else _labelled(frames, labels, returns)
+            _emit(writer, kept, tile_frames(shown, cols, dimmed=dimmed, dim=dim), keep_frames, on_frame)
             if not any(active):
                 break
             dimmed = [not a for a in active]
@@ -423,6 +430,12 @@ def _emit(writer: "_Mp4Writer", kept: list, frame: np.ndarray, keep: bool, on_fr
         kept.append(frame)
     if on_frame is not None:
         on_frame(frame)
+
+
+def _labelled(frames, labels, returns) -> list:
+    from spikegym.training.figures import label_image
+
+    return [label_image(f, f"{label}  return {ret:.1f}") for f, label, ret in zip(frames, labels, returns)]
 
 
 def _reset_policy(policy) -> None:
