@@ -38,7 +38,7 @@ class _FrameCounter:
 
 def record(run_dir, episodes: int = 1, out=None, *, agents: int = 4, seed: Optional[int] = None,
            max_steps: Optional[int] = None, checkpoint: Checkpoint = None,
-           stream: Optional[TextIO] = sys.stderr) -> list[Path]:
+           stream: Optional[TextIO] = None, quiet: bool = False) -> list[Path]:
     """mp4 videos of trained agents acting in a separate evaluation env (agent 0, and a grid of several).
 
     Args:
@@ -48,11 +48,12 @@ def record(run_dir, episodes: int = 1, out=None, *, agents: int = 4, seed: Optio
             tile ``i`` of the grid starts from ``seed + i``.
         max_steps: cap on steps per episode (default: the env's time limit, or 1000).
         checkpoint: None (the latest), ``"best"``, a step or a folder.
-        stream: where progress lines go (None: nowhere).
+        stream: where progress lines go (default: stderr); ``quiet``: nowhere.
     """
     from spikegym.envs import make_env
     from spikegym.training.video import record_episodes, record_grid
 
+    stream = None if quiet else (stream or sys.stderr)
     cfg, agent, envs, step = load_run(run_dir, checkpoint=checkpoint)
     envs.close()
     out = Path(out) if out else Path(run_dir) / "videos"
