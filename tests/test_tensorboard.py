@@ -6,7 +6,6 @@ that names only what the code writes."""
 from __future__ import annotations
 
 import glob
-import json
 import re
 from pathlib import Path
 

@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
+from spikegym.training.tensorboard import frames_to_tensorboard
 from spikegym.training.video import (  # sets MUJOCO_GL=egl before mujoco is imported
-    frames_to_tensorboard,
     record_episodes,
     record_grid,
     tile_frames,

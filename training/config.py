@@ -381,7 +381,8 @@ class RunConfig:
     eval_episodes: int = setting(5, "episodes per agent in each evaluation (run.eval_every)", min=1)
     video_every: Optional[int] = setting(None, "env steps between recorded videos (null: none)", min=1)
     run_dir: Optional[str] = setting(None, "run folder (null: runs/<env>-<time>)")
-    progress: Literal["auto", "on", "off"] = setting("auto", "progress bar: auto shows it on a terminal")
+    progress: Literal["auto", "on", "off"] = setting(
+        "auto", "progress: auto = a bar on a terminal, log lines off it (nohup, SLURM, CI); on = a bar; off = nothing")
     keep_checkpoints: int = setting(2, "how many of the newest checkpoints to keep", min=1)
 
     def cross_check(self) -> list[tuple[str, str]]:

@@ -55,7 +55,6 @@ EVAL_MEAN_EP_LENGTH = "eval/mean_ep_length"
 EVAL_MEDIAN_REWARD = "eval/median_reward"  # median over agents of each agent's evaluation mean
 EVAL_VIDEO = "eval/video"  # animated image: an evaluation episode of agent 0 (run.video_every)
 EPISODIC_RETURN = "charts/episodic_return"  # CleanRL's raw points: every agent's episodes, mixed
-EPISODIC_LENGTH = "charts/episodic_length"
 
 # -- the brain ----------------------------------------------------------------------------------
 BRAIN_RATE = "brain/rate/{pop}"  # mean firing rate of a population, Hz

@@ -7,6 +7,7 @@ through :mod:`spikegym.training.signals`.
 
 from __future__ import annotations
 
+import io
 import sys
 import warnings
 from pathlib import Path
@@ -52,9 +53,8 @@ def log_step(writer, agent, stats, step: int, *, fps: float, elapsed: float, num
         return
     for tag, value in stats.scalars().items():
         writer.add_scalar(tag, value, step)
-    for s, b, ret, length in stats.drain_points():
+    for s, b, ret, _ in stats.drain_points():  # a point per episode: kept to two writes (early episodes are short)
         writer.add_scalar(T.EPISODIC_RETURN, ret, s)
-        writer.add_scalar(T.EPISODIC_LENGTH, length, s)
         if b < MAX_AGENT_TAGS:
             writer.add_scalar(T.tag(T.AGENT_RETURN, agent=str(b)), ret, s)
     writer.add_scalar(T.FPS, fps, step)
@@ -91,7 +91,7 @@ def snapshot(cfg, agent, run_dir: Path, writer, step: int, *, video: bool, files
     from spikegym.training.evaluate import agent_policy
     from spikegym.training.figures import raster_figure, weight_figure
     from spikegym.training.images import save_png, to_tensorboard_image
-    from spikegym.training.video import FrameSampler, frames_to_tensorboard, record_episodes
+    from spikegym.training.video import record_episodes
 
     saved = rng_state()  # a run with pictures learns exactly as one without
     policy = agent_policy(cfg, agent, 0, keep_spikes=decisions)
@@ -134,4 +134,82 @@ def snapshot(cfg, agent, run_dir: Path, writer, step: int, *, video: bool, files
         set_rng_state(saved)
 
 
-__all__ = ["LAYOUT", "MAX_AGENT_TAGS", "summary_writer", "log_step", "log_eval", "snapshot"]
+__all__ = ["FrameSampler", "frames_to_tensorboard", "LAYOUT", "MAX_AGENT_TAGS", "summary_writer", "log_step", "log_eval", "snapshot"]
+
+
+# --------------------------------------------------------------------------- animated images
+
+
+def frames_to_tensorboard(writer, tag: str, frames: np.ndarray, step: int, fps: float = 30) -> bool:
+    """Log frames ``[T, H, W, 3]`` uint8 as a TensorBoard video (an animated GIF, shown
+    under the Images tab, exactly what ``SummaryWriter.add_video`` writes).
+
+    ``add_video`` itself needs ``moviepy.editor``, which moviepy 2.x removed: with
+    moviepy >= 2 it prints a message and logs nothing. So the GIF is encoded here, with
+    Pillow (installed with moviepy/imageio). Returns False, with a warning, if Pillow or
+    TensorBoard is missing. Keep videos small (e.g. ``frames[::2, ::2, ::2]``): a GIF
+    stores every frame losslessly.
+    """
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 [T, H, W, 3], got {frames.dtype} {frames.shape}")
+    try:
+        from PIL import Image
+        from tensorboard.compat.proto.summary_pb2 import Summary
+    except ImportError as e:
+        warnings.warn(
+            f"frames_to_tensorboard skipped ({e}); install moviepy (brings Pillow) and tensorboard",
+            stacklevel=2,
+        )
+        return False
+    t, h, w, _ = frames.shape
+    buf = io.BytesIO()
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(
+        buf,
+        format="GIF",
+        save_all=True,
+        append_images=images[1:],
+        duration=max(int(round(1000.0 / fps)), 10),  # GIF timing unit is 10 ms
+        loop=0,
+    )
+    image = Summary.Image(height=h, width=w, colorspace=3, encoded_image_string=buf.getvalue())
+    summary = Summary(value=[Summary.Value(tag=tag, image=image)])
+    writer._get_file_writer().add_summary(summary, step)  # what add_video does
+    return True
+
+
+class FrameSampler:
+    """A small copy of a video for TensorBoard: every ``stride``-th frame, shrunk by an integer
+    factor until its longer side is at most ``max_side`` pixels, at most ``max_frames`` frames.
+
+    Pass it as ``record_episodes(..., on_frame=sampler)``; then ``sampler.frames()`` is uint8
+    ``[T, h, w, 3]`` for :func:`frames_to_tensorboard` at ``fps / sampler.stride`` (real time).
+    A GIF stores every frame losslessly, so this keeps TensorBoard's event file small (a
+    1000-step MuJoCo episode at 480x480: 250 frames of 240x240, about 2-5 MB).
+
+    >>> s = FrameSampler(stride=2, max_side=4, max_frames=2)
+    >>> for t in range(5):
+    ...     s(np.full((8, 6, 3), t, np.uint8))
+    >>> s.frames().shape, s.frames()[:, 0, 0, 0].tolist(), s.seen
+    ((2, 4, 3, 3), [0, 2], 5)
+    """
+
+    def __init__(self, stride: int = 4, max_side: int = 240, max_frames: int = 250):
+        if stride < 1 or max_side < 1 or max_frames < 1:
+            raise ValueError("stride, max_side and max_frames must be >= 1")
+        self.stride, self.max_side, self.max_frames = int(stride), int(max_side), int(max_frames)
+        self.seen = 0
+        self._kept: list[np.ndarray] = []
+
+    def __call__(self, frame: np.ndarray) -> None:
+        if self.seen % self.stride == 0 and len(self._kept) < self.max_frames:
+            f = int(np.ceil(max(frame.shape[:2]) / self.max_side))
+            self._kept.append(np.ascontiguousarray(frame[::f, ::f, :3]))
+        self.seen += 1
+
+    def frames(self) -> np.ndarray:
+        """The kept frames, uint8 ``[T, h, w, 3]`` (``T = 0`` before any frame)."""
+        if not self._kept:
+            return np.zeros((0, 1, 1, 3), np.uint8)
+        return np.stack(self._kept)
