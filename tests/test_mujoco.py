@@ -167,8 +167,8 @@ def test_record_writes_mp4s_whose_frames_are_not_black(run, tmp_path):
     paths = record(run_dir, out=tmp_path, agents=2)
     assert [p.name for p in paths] == ["agent0-step200.mp4", "grid2-step200.mp4"]
     single, grid = decode(paths[0]), decode(paths[1])
-    assert single.shape[1:] == (480, 480, 3) and grid.shape[1:] == (480, 960, 3)
-    for frame in (single[0], single[-1], grid[0][:, :480], grid[0][:, 480:]):
+    assert single.shape[1:] == (480, 480, 3) and grid.shape[1:] == (240, 480, 3)  # tiles rendered at 240 x 240
+    for frame in (single[0], single[-1], grid[0][:, :240], grid[0][:, 240:]):
         assert_not_black(frame)
     # `record` plays the checkpoint's agent 0 as the run's last video did: the same episode, frame for frame
     during_training = decode(run_dir / "videos" / "agent0-step200.mp4")

@@ -3,11 +3,13 @@
 Two files: agent 0 alone (``agent0-step<N>.mp4``, ``episodes`` episodes), and a grid of the
 first ``agents`` agents side by side (``grid<n>-step<N>.mp4``, one episode each), every tile
 labelled with its agent and its return so far. Progress goes to stderr every few seconds: MuJoCo
-bodies render in software on a CPU (shadows and reflections are turned off, about 3x faster).
+bodies render in software on a CPU, so shadows and reflections are turned off (about 4x faster)
+and a grid's tiles are rendered small (4 agents: 240 x 240 each, about 2x faster again).
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
@@ -17,6 +19,17 @@ from spikegym.training.evaluate import Checkpoint, agent_policy, load_run
 
 #: Seconds between progress lines.
 PROGRESS_EVERY_S = 5.0
+#: MuJoCo grids: tiles of GRID_SIDE / columns pixels (4 agents: 240 x 240 each, 480 x 480 in all).
+GRID_SIDE = 480
+
+
+def _is_mujoco(env_id: str) -> bool:
+    import gymnasium
+
+    try:
+        return "mujoco" in str(gymnasium.spec(env_id).entry_point)
+    except Exception:  # noqa: BLE001 - not registered: render as it comes
+        return False
 
 
 class _FrameCounter:
@@ -61,9 +74,11 @@ def record(run_dir, episodes: int = 1, out=None, *, agents: int = 4, seed: Optio
     seed = cfg.run.seed if seed is None else int(seed)
     max_steps = int(max_steps or cfg.env.max_episode_steps or 1000)
 
-    def make():
-        return make_env(cfg.env.id, kwargs=cfg.env.kwargs, render_mode="rgb_array",
-                        max_episode_steps=cfg.env.max_episode_steps)
+    def make(tile: Optional[int] = None):
+        kwargs = dict(cfg.env.kwargs or {})
+        if tile is not None and _is_mujoco(cfg.env.id):  # software rendering costs per pixel: smaller tiles
+            kwargs.update(width=tile, height=tile)
+        return make_env(cfg.env.id, kwargs=kwargs, render_mode="rgb_array", max_episode_steps=cfg.env.max_episode_steps)
 
     n = min(agents, cfg.env.num_agents)
     paths = []
@@ -75,7 +90,9 @@ def record(run_dir, episodes: int = 1, out=None, *, agents: int = 4, seed: Optio
     _done(stream, res["path"], res["returns"])
     if n > 1:
         counter = _FrameCounter(f"grid of {n} agents", max_steps + 1, stream)
-        res = record_grid(make, [agent_policy(cfg, agent, i) for i in range(n)], out / f"grid{n}-step{step}.mp4",
+        tile = max(GRID_SIDE // math.ceil(math.sqrt(n)), 64)  # the grid about as large as one video
+        res = record_grid(lambda: make(tile), [agent_policy(cfg, agent, i) for i in range(n)],
+                          out / f"grid{n}-step{step}.mp4",
                           seed=seed, max_steps=max_steps, labels=[f"agent {i}" for i in range(n)], on_frame=counter)
         paths.append(Path(res["path"]))
         _done(stream, res["path"], res["returns"])
