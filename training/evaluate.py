@@ -114,7 +114,7 @@ def run_episodes(agent, envs, episodes: int, seed: int) -> tuple[np.ndarray, np.
     if min(len(r) for r in returns) < episodes:
         raise RuntimeError(f"evaluation did not finish {episodes} episodes per agent within {limit} steps")
     return (np.array([r[:episodes] for r in returns], dtype=np.float64),
-            np.array([l[:episodes] for l in lengths], dtype=np.float64))
+            np.array([n[:episodes] for n in lengths], dtype=np.float64))
 
 
 def summarize(returns: np.ndarray, lengths: np.ndarray) -> dict:

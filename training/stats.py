@@ -61,7 +61,7 @@ class EpisodeStats:
         rets = np.array([v for v in self.mean_returns() if not np.isnan(v)])
         if rets.size == 0:
             return {}
-        lens = np.array([np.mean(l[-self.window:]) for l in self.lengths if l])
+        lens = np.array([np.mean(n[-self.window:]) for n in self.lengths if n])
         out = {T.EP_REW_MEAN: float(rets.mean()), T.EP_LEN_MEAN: float(lens.mean()),
                T.EPISODES: float(sum(len(r) for r in self.returns)),
                T.POP_MEDIAN: float(np.median(rets)), T.POP_P25: float(np.percentile(rets, 25)),

@@ -134,7 +134,8 @@ def snapshot(cfg, agent, run_dir: Path, writer, step: int, *, video: bool, files
         set_rng_state(saved)
 
 
-__all__ = ["FrameSampler", "frames_to_tensorboard", "LAYOUT", "MAX_AGENT_TAGS", "summary_writer", "log_step", "log_eval", "snapshot"]
+__all__ = ["LAYOUT", "MAX_AGENT_TAGS", "summary_writer", "log_step", "log_eval", "snapshot", "FrameSampler",
+           "frames_to_tensorboard"]
 
 
 # --------------------------------------------------------------------------- animated images
