@@ -121,6 +121,10 @@ class Agent:
         """Weights ``[B, P, Q]`` of projection ``"pre->post"``."""
         return self.state.brain.w[proj]
 
+    def eligibility(self, proj: str) -> Tensor:
+        """Eligibility traces ``[B, P, Q]`` of plastic projection ``"pre->post"``."""
+        return self.state.brain.e[proj]
+
     def rates(self) -> dict[str, Tensor]:
         """Running spike probability per substep ``[B, N]`` of every population."""
         return dict(self.state.brain.rate)

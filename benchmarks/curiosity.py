@@ -36,7 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from spikegym.training.config import load_config
-from spikegym.training.loop import SOLVED_AT, train
+from spikegym.training.loop import train
+from spikegym.training.thresholds import solved_threshold
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {"MountainCar-v0": "mountaincar.yaml", "CartPole-v1": "cartpole.yaml", "Acrobot-v1": "acrobot.yaml",
@@ -175,7 +176,7 @@ def main(argv=None) -> int:
             print(f"{name}: {args.env}, novelty.enabled={str(enabled).lower()}, config {config}", flush=True)
         runs[name] = res = done[name] if parallel else run_one(name, args, config, enabled)
         print(f"  {res['agents']} agents x {res['steps']} steps, wall {res['wall_s']:.0f} s, "
-              f"{res['agents'] * res['steps'] / res['wall_s']:.0f} agent-steps/s, threshold {SOLVED_AT.get(args.env)}")
+              f"{res['agents'] * res['steps'] / res['wall_s']:.0f} agent-steps/s, threshold {solved_threshold(args.env)}")
         print(f"  {'agent':>5} {'return_last100':>14} {'goal_rate':>9} {'first_goal':>10} {'steps_to_solve':>14} {'episodes':>8}")
         for i in range(res["agents"]):
             print(f"  {i:>5} {res['mean_return_last100_per_agent'][i]:>14.1f} {res['goal_rate_per_agent'][i]:>9.2f} "

@@ -51,7 +51,8 @@ import torch
 
 from spikegym.envs import make_vector_env, reset_seeds
 from spikegym.training.config import load_config
-from spikegym.training.loop import SOLVED_AT, make_agent
+from spikegym.training.loop import make_agent
+from spikegym.training.thresholds import solved_threshold
 from spikegym.training.stats import EpisodeStats
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +68,7 @@ def build(config: Path, env_id: str | None, batch: int, seed: int, sets=()):
     envs = make_vector_env(cfg.env.id, batch, cfg.run.seed, kwargs=cfg.env.kwargs, vectorization=cfg.env.vectorization,
                            max_episode_steps=cfg.env.max_episode_steps, schedule=cfg.env.schedule)
     agent = make_agent(cfg, envs)
-    stats = EpisodeStats(batch, solved_at=SOLVED_AT.get(cfg.env.id))
+    stats = EpisodeStats(batch, solved_at=solved_threshold(cfg.env.id))
     return cfg, envs, agent, stats
 
 

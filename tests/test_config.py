@@ -391,24 +391,26 @@ def test_validator_is_generic_over_new_sections():
 
 @pytest.fixture
 def fake_loop(monkeypatch):
-    """A stand-in for spikegym.training.loop (written elsewhere): records its calls."""
+    """Stand-ins for spikegym.training.loop / evaluate / record: record their calls."""
     calls = {}
-    module = types.ModuleType("spikegym.training.loop")
+    modules = {name: types.ModuleType(f"spikegym.training.{name}") for name in ("loop", "evaluate", "record")}
 
     def train(cfg, *, run_dir=None, resume=False, command_line=None):
         calls["train"] = dict(cfg=cfg, run_dir=run_dir, resume=resume, command_line=command_line)
         return {"run_dir": str(run_dir or "runs/auto"), "solved": 3, "median": 1.5}
 
-    def evaluate(run_dir, episodes=10):
-        calls["evaluate"] = dict(run_dir=run_dir, episodes=episodes)
+    def evaluate(run_dir, episodes=10, seed=None, checkpoint=None):
+        calls["evaluate"] = dict(run_dir=run_dir, episodes=episodes, seed=seed, checkpoint=checkpoint)
         return {"mean_reward": 500.0}
 
-    def record(run_dir, episodes=1, out=None):
-        calls["record"] = dict(run_dir=run_dir, episodes=episodes, out=out)
+    def record(run_dir, episodes=1, out=None, agents=4, seed=None, max_steps=None, checkpoint=None):
+        calls["record"] = dict(run_dir=run_dir, episodes=episodes, out=out, agents=agents, seed=seed,
+                               max_steps=max_steps, checkpoint=checkpoint)
         return [Path("videos/a.mp4"), Path("videos/b.mp4")]
 
-    module.train, module.evaluate, module.record = train, evaluate, record
-    monkeypatch.setitem(sys.modules, "spikegym.training.loop", module)
+    modules["loop"].train, modules["evaluate"].evaluate, modules["record"].record = train, evaluate, record
+    for name, module in modules.items():
+        monkeypatch.setitem(sys.modules, f"spikegym.training.{name}", module)
     return calls
 
 
@@ -426,9 +428,10 @@ def test_cli_train_maps_flags_to_config(tmp_path, fake_loop, capsys):
     assert (cfg.brain.substeps, cfg.brain.dt, cfg.env.num_agents) == (10, 0.5, 4)
     assert call["run_dir"] == run_dir and call["resume"] is False
     assert call["command_line"].startswith("spikegym train ") and "'--run-dir'" not in call["command_line"]
-    out = capsys.readouterr().out.strip().splitlines()
-    assert out[-2] == f"run folder: {run_dir}"
-    assert json.loads(out[-1]) == {"run_dir": str(run_dir), "solved": 3, "median": 1.5}
+    out = capsys.readouterr().out
+    assert "spikegym: done:" in out and f"run folder:  {run_dir}" in out  # a readable summary, not JSON
+    assert cli.main(["train", str(path), "--run-dir", str(run_dir), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"run_dir": str(run_dir), "solved": 3, "median": 1.5}
 
 
 def test_cli_resume_uses_run_folder_config(tmp_path, fake_loop):
@@ -441,11 +444,12 @@ def test_cli_resume_uses_run_folder_config(tmp_path, fake_loop):
 
 
 def test_cli_eval_and_record(tmp_path, fake_loop, capsys):
-    assert cli.main(["eval", str(tmp_path), "--episodes", "3"]) == 0
-    assert fake_loop["evaluate"] == {"run_dir": tmp_path, "episodes": 3}
+    assert cli.main(["eval", str(tmp_path), "--episodes", "3", "--seed", "5", "--checkpoint", "best", "--json"]) == 0
+    assert fake_loop["evaluate"] == {"run_dir": tmp_path, "episodes": 3, "seed": 5, "checkpoint": "best"}
     assert json.loads(capsys.readouterr().out) == {"mean_reward": 500.0}
     assert cli.main(["record", str(tmp_path), "--out", str(tmp_path / "v")]) == 0
-    assert fake_loop["record"] == {"run_dir": tmp_path, "episodes": 1, "out": tmp_path / "v"}
+    assert fake_loop["record"] == {"run_dir": tmp_path, "episodes": 1, "out": tmp_path / "v", "agents": 4,
+                                   "seed": None, "max_steps": None, "checkpoint": None}
     assert capsys.readouterr().out.split() == [str(Path("videos/a.mp4")), str(Path("videos/b.mp4"))]
 
 

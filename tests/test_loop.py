@@ -16,7 +16,8 @@ from spikegym.envs.state import get_env_state, set_env_state
 from spikegym.training import tags as T
 from spikegym.training.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from spikegym.training.config import load_config
-from spikegym.training.loop import NonFiniteState, load_run, train
+from spikegym.training.evaluate import load_run
+from spikegym.training.loop import NonFiniteState, train
 
 CARTPOLE = Path(__file__).resolve().parents[1] / "configs" / "cartpole.yaml"
 SMALL = ["env.num_agents=3", "brain.substeps=5", "encoder.fields=4", "brain.motor_size=6", "brain.critic_size=6",

@@ -19,7 +19,8 @@ from spikegym.agents.decoders import continuous_action  # noqa: E402
 from spikegym.training import tags as T  # noqa: E402
 from spikegym.training.checkpoint import latest_checkpoint  # noqa: E402
 from spikegym.training.config import load_config  # noqa: E402
-from spikegym.training.loop import record, train  # noqa: E402
+from spikegym.training.loop import train  # noqa: E402
+from spikegym.training.record import record  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {
@@ -116,7 +117,7 @@ def test_smoke_run_learns_online_and_leaves_a_complete_run_folder(run):
     assert json.loads((run_dir / "result.json").read_text())["env"] == "InvertedPendulum-v5"
     ckpt = latest_checkpoint(run_dir)
     assert ckpt is not None and "200" in ckpt.name
-    from spikegym.training.loop import load_run
+    from spikegym.training.evaluate import load_run
 
     _, agent, envs, step = load_run(run_dir)
     envs.close()
@@ -148,9 +149,9 @@ def test_video_every_writes_playable_videos_and_pictures(run):
 
     weights = np.asarray(Image.open(run_dir / "images" / "weights-sensors_to_motor-step200.png"))
     n_in = 4 * 15 * 2 + 2
-    assert weights.shape[0] % n_in == 0 and weights.shape[1] % (2 * cfg.brain.motor_size) == 0
+    assert weights.shape[0] > n_in and weights.shape[1] > 2 * cfg.brain.motor_size  # the matrix, axes, colour bar
     raster = np.asarray(Image.open(run_dir / "images" / "raster-step200.png"))
-    assert raster.shape[1] == 2 * 25 * cfg.brain.substeps  # 25 decisions of K substeps, 2 px each
+    assert raster.shape[1] > 2 * 25 * cfg.brain.substeps  # 25 decisions of K substeps, 2 px each, and labels
     acc = _events(run_dir)
     tags = acc.Tags()["images"]
     assert {T.EVAL_VIDEO, T.BRAIN_RASTER, T.tag(T.PLASTICITY_W_IMAGE, proj="sensors_to_motor")} <= set(tags)
@@ -166,8 +167,8 @@ def test_record_writes_mp4s_whose_frames_are_not_black(run, tmp_path):
     paths = record(run_dir, out=tmp_path, agents=2)
     assert [p.name for p in paths] == ["agent0-step200.mp4", "grid2-step200.mp4"]
     single, grid = decode(paths[0]), decode(paths[1])
-    assert single.shape[1:] == (480, 480, 3) and grid.shape[1:] == (480, 960, 3)
-    for frame in (single[0], single[-1], grid[0][:, :480], grid[0][:, 480:]):
+    assert single.shape[1:] == (480, 480, 3) and grid.shape[1:] == (240, 480, 3)  # tiles rendered at 240 x 240
+    for frame in (single[0], single[-1], grid[0][:, :240], grid[0][:, 240:]):
         assert_not_black(frame)
     # `record` plays the checkpoint's agent 0 as the run's last video did: the same episode, frame for frame
     during_training = decode(run_dir / "videos" / "agent0-step200.mp4")
@@ -181,7 +182,7 @@ def test_videos_do_not_disturb_training(run, tmp_path):
     cfg, run_dir, _ = run
     quiet = load_config(run_dir / "config.yaml", ["run.video_every=null", f"run.run_dir={tmp_path}"])
     train(quiet)
-    from spikegym.training.loop import load_run
+    from spikegym.training.evaluate import load_run
 
     _, a, envs_a, _ = load_run(run_dir)
     _, b, envs_b, _ = load_run(tmp_path)

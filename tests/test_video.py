@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
+from spikegym.training.tensorboard import frames_to_tensorboard
 from spikegym.training.video import (  # sets MUJOCO_GL=egl before mujoco is imported
-    frames_to_tensorboard,
     record_episodes,
     record_grid,
     tile_frames,
@@ -225,3 +225,19 @@ def test_import_is_light_and_sets_mujoco_gl():
         "assert os.environ.get('MUJOCO_GL') == ('egl' if sys.platform.startswith('linux') else None)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_record_grid_labels_each_tile_with_its_agent_and_return(tmp_path):
+    policies = [lambda o: 0, lambda o: 1]
+    plain = record_grid(cartpole, policies, tmp_path / "plain.mp4", seed=3, max_steps=5, keep_frames=True)
+    labelled = record_grid(cartpole, policies, tmp_path / "labels.mp4", seed=3, max_steps=5, keep_frames=True,
+                           labels=["agent 0", "agent 1"])
+    a, b = plain["images"], labelled["images"]
+    h, w = 400, 600
+    assert a.shape == b.shape and labelled["returns"] == plain["returns"]
+    for c in range(2):  # each tile: a dark label box in its top-left corner, the rest as before
+        corner = b[-1, :6, c * w : c * w + 6]
+        assert (corner == 0).all() and not (a[-1, :6, c * w : c * w + 6] == 0).all()
+        np.testing.assert_array_equal(b[:, 60:h, c * w : (c + 1) * w], a[:, 60:h, c * w : (c + 1) * w])
+    with pytest.raises(ValueError, match="2 labels for 1 policies"):
+        record_grid(cartpole, policies[:1], tmp_path / "bad.mp4", labels=["a", "b"])

@@ -1,10 +1,15 @@
 """The ``spikegym`` command line (shaped like rl-baselines3-zoo)::
 
     spikegym train CONFIG [--steps N] [--seed S] [--device cpu|cuda] [--run-dir DIR]
-                          [--set key=value ...] [--resume RUN_DIR]
-    spikegym eval RUN_DIR [--episodes N]
-    spikegym record RUN_DIR [--episodes N] [--out DIR]
+                          [--set key=value ...] [--resume RUN_DIR] [--json]
+    spikegym eval RUN_DIR [--episodes N] [--seed S] [--checkpoint latest|best|STEP|DIR] [--json]
+    spikegym record RUN_DIR [--episodes N] [--agents N] [--seed S] [--max-steps N]
+                            [--checkpoint latest|best|STEP|DIR] [--out DIR]
     spikegym config --reference | CONFIG [--set key=value ...]
+
+``train`` prints its run folder at the start, progress while it runs (a bar on a terminal, log
+lines off it) and a readable summary at the end; ``--json`` prints the result as one JSON line
+instead (``eval --json`` likewise).
 
 ``--steps/--seed/--device/--run-dir`` are shorthands for ``--set run.steps=...`` etc.; ``--set``
 values are read with ``yaml.safe_load`` (never ``eval``). With ``--resume RUN_DIR`` the CONFIG may
@@ -88,14 +93,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="override config keys, e.g. --set brain.substeps=10 env.num_agents=32 (values read as YAML)",
     )
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
+    train.add_argument("--json", action="store_true", help="print the result as one JSON line, not a summary")
 
-    ev = sub.add_parser("eval", help="evaluate the agents of a run folder", description="Evaluate a trained run.")
+    ev = sub.add_parser("eval", help="evaluate the agents of a run folder",
+                        description="Evaluate a trained run: every agent, learning off, on fresh envs.")
     ev.add_argument("run_dir", metavar="RUN_DIR")
     ev.add_argument("--episodes", type=_positive_int, default=10, metavar="N", help="episodes per agent (default 10)")
+    ev.add_argument("--seed", type=_int, metavar="S", help="seed of the evaluation envs (default: the run's seed + 10000)")
+    ev.add_argument("--checkpoint", metavar="WHICH", help=CHECKPOINT_HELP)
+    ev.add_argument("--json", action="store_true", help="print the result as one JSON line, not a table")
 
     rec = sub.add_parser("record", help="record videos of a run's agents", description="Record videos of a trained run.")
     rec.add_argument("run_dir", metavar="RUN_DIR")
-    rec.add_argument("--episodes", type=_positive_int, default=1, metavar="N", help="episodes to record (default 1)")
+    rec.add_argument("--episodes", type=_positive_int, default=1, metavar="N",
+                     help="episodes in agent 0's video (default 1; the grid plays one per agent)")
+    rec.add_argument("--agents", type=_positive_int, default=4, metavar="N",
+                     help="agents in the grid video (default 4; 1: agent 0's video only)")
+    rec.add_argument("--seed", type=_int, metavar="S", help="seed of the first reset (default: the run's seed)")
+    rec.add_argument("--max-steps", type=_positive_int, metavar="N",
+                     help="steps per episode at most (default: the env's time limit, or 1000)")
+    rec.add_argument("--checkpoint", metavar="WHICH", help=CHECKPOINT_HELP)
     rec.add_argument("--out", metavar="DIR", help="video folder (default RUN_DIR/videos)")
     _add_config_parser(sub)
     return parser
@@ -134,6 +151,14 @@ def _config(args: argparse.Namespace) -> int:
     except BrokenPipeError:  # `spikegym config --reference | head`: the reader left early, which is fine
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
+
+
+CHECKPOINT_HELP = ("which checkpoint: latest (default), best (the best periodic evaluation, run.eval_every), "
+                   "a step such as 50000, or a checkpoint folder")
+
+
+def _checkpoint(text):
+    return None if text in (None, "latest") else text
 
 
 def _version() -> str:
@@ -196,26 +221,36 @@ def _train(args: argparse.Namespace, command_line: str) -> int:
     from spikegym.training.loop import train
 
     result = train(cfg, run_dir=run_dir, resume=resume, command_line=command_line)
-    folder = (result or {}).get("run_dir") or run_dir
-    if folder is not None:
-        print(f"run folder: {folder}")
-    print(json.dumps(result, default=_jsonable))
+    if args.json:
+        print(json.dumps(result, default=_jsonable))
+    else:
+        from spikegym.training.progress import summary_text
+
+        print(summary_text(result))
     return 0
 
 
 def _eval(args: argparse.Namespace) -> int:
     run_dir = _need_run_dir(args.run_dir)
-    from spikegym.training.loop import evaluate
+    from spikegym.training.evaluate import evaluate
 
-    print(json.dumps(evaluate(run_dir, episodes=args.episodes), default=_jsonable))
+    result = evaluate(run_dir, episodes=args.episodes, seed=args.seed, checkpoint=_checkpoint(args.checkpoint))
+    if args.json:
+        print(json.dumps(result, default=_jsonable))
+    else:
+        from spikegym.training.progress import eval_table
+
+        print(eval_table(result))
     return 0
 
 
 def _record(args: argparse.Namespace) -> int:
     run_dir = _need_run_dir(args.run_dir)
-    from spikegym.training.loop import record
+    from spikegym.training.record import record
 
-    for path in record(run_dir, episodes=args.episodes, out=Path(args.out) if args.out else None):
+    paths = record(run_dir, episodes=args.episodes, out=Path(args.out) if args.out else None, agents=args.agents,
+                   seed=args.seed, max_steps=args.max_steps, checkpoint=_checkpoint(args.checkpoint))
+    for path in paths:
         print(path)
     return 0
 

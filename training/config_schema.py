@@ -314,10 +314,13 @@ class RunConfig:
         "auto", "deprecated, use brain.engine: 'torch' is brain.engine reference")
     log_every: int = setting(2000, "env steps between TensorBoard scalars", min=1)
     checkpoint_every: int = setting(50_000, "env steps between checkpoints", min=1)
-    eval_every: Optional[int] = setting(None, "env steps between evaluations (null: none)", min=1)
+    eval_every: Optional[int] = setting(None, "env steps between evaluations, learning off, on envs of their own; "
+                                        "the best is kept in checkpoints/best (null: none)", min=1)
+    eval_episodes: int = setting(5, "episodes per agent in each evaluation (run.eval_every)", min=1)
     video_every: Optional[int] = setting(None, "env steps between recorded videos (null: none)", min=1)
     run_dir: Optional[str] = setting(None, "run folder (null: runs/<env>-<time>)")
-    progress: Literal["auto", "on", "off"] = setting("auto", "progress bar: auto shows it on a terminal")
+    progress: Literal["auto", "on", "off"] = setting(
+        "auto", "progress: auto = a bar on a terminal, log lines off it (nohup, SLURM, CI); on = a bar; off = nothing")
     keep_checkpoints: int = setting(2, "how many of the newest checkpoints to keep", min=1)
 
     def cross_check(self) -> list[tuple[str, str]]:

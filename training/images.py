@@ -1,4 +1,4 @@
-"""Pictures of brains: spike rasters and weight matrices as RGB images, NumPy only.
+"""Pictures of brains: spike rasters and weight matrices as RGB pixel maps (NumPy), and PNG files.
 
 Every function returns (or takes) a uint8 image ``[H, W, 3]``. Inputs may be NumPy arrays or
 CPU/GPU torch tensors (converted with ``.detach().cpu().numpy()``); pick one agent of a
@@ -7,7 +7,7 @@ batched population first (``spikes[:, b]``, ``w[b]``).
 - :func:`spike_raster` — time on x, neurons on y, population groups as coloured bands.
 - :func:`weight_image` — a diverging blue-white-red map for signed weights, a sequential
   black-red-yellow-white map for non-negative ones.
-- :func:`save_png` — a PNG writer with ``zlib`` + ``struct`` (no Pillow needed).
+- :func:`save_png` — a PNG file, written by Pillow.
 - :func:`to_tensorboard_image` — ``[H, W, 3]`` -> ``[3, H, W]`` for ``SummaryWriter.add_image``.
 
 >>> img = spike_raster(np.eye(3, dtype=bool), scale=1)
@@ -18,8 +18,6 @@ batched population first (``spikes[:, b]``, ``w[b]``).
 from __future__ import annotations
 
 import os
-import struct
-import zlib
 from pathlib import Path
 from typing import Sequence
 
@@ -187,11 +185,12 @@ def apply_colormap(x: np.ndarray, stops) -> np.ndarray:
 
 
 def save_png(img, path: str | os.PathLike) -> str:
-    """Write a uint8 ``[H, W, 3]`` (or ``[H, W]`` grey) image as a PNG; returns the path.
+    """Write a uint8 ``[H, W, 3]`` (or ``[H, W]`` grey) image as an RGB PNG (Pillow); returns the path.
 
-    Plain ``zlib`` + ``struct`` (8-bit RGB, filter type 0): no Pillow needed, and the same
-    image always gives the same bytes. Parent folders are created.
+    Parent folders are created.
     """
+    from PIL import Image
+
     a = np.asarray(img)
     if a.ndim == 2:
         a = np.repeat(a[..., None], 3, axis=-1)
@@ -199,28 +198,11 @@ def save_png(img, path: str | os.PathLike) -> str:
         raise ValueError(f"img must be [H, W, 3] or [H, W], got {a.shape}")
     if a.dtype != np.uint8:
         raise ValueError(f"img must be uint8, got {a.dtype}")
-    h, w = a.shape[:2]
-    if h == 0 or w == 0:
+    if a.shape[0] == 0 or a.shape[1] == 0:
         raise ValueError(f"cannot write an empty image {a.shape}")
-    raw = np.concatenate([np.zeros((h, 1), np.uint8), a.reshape(h, w * 3)], axis=1)
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data))
-            + kind
-            + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-        )
-
-    png = (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))  # 8-bit RGB
-        + chunk(b"IDAT", zlib.compress(raw.tobytes(), 6))
-        + chunk(b"IEND", b"")
-    )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(png)
+    Image.fromarray(np.ascontiguousarray(a)).save(path, format="PNG")
     return str(path)
 
 

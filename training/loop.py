@@ -1,10 +1,13 @@
-"""The run: ``train(config) -> result``, one readable online loop, plus ``evaluate`` and ``record``.
+"""The run: ``train(config) -> result``, one readable online loop.
 
 The CLI, the tests and the benchmarks all call :func:`train`. Boilerplate (run folder, logging,
-checkpoints) is kept apart from the three lines that matter::
+checkpoints, evaluation) is kept apart from the three lines that matter::
 
     action = agent.step(obs, reward, terminated, truncated)     # learn from the last step, act
     obs, reward, terminated, truncated, info = envs.step(action)
+
+Logging lives in ``tensorboard.py``, progress lines in ``progress.py``, evaluation (and ``load``)
+in ``evaluate.py``, videos in ``record.py``.
 """
 
 from __future__ import annotations
@@ -14,37 +17,29 @@ import random
 import shlex
 import sys
 import time
-from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 import torch
 
 from spikegym.agents.agent import Agent
-from spikegym.agents.novelty import bonus_weight
-from spikegym.envs import make_env, make_vector_env, obs_bounds, reset_seeds
+from spikegym.envs import make_vector_env, reset_seeds
 from spikegym.envs.state import get_env_state, set_env_state
-from spikegym.training import tags as T
 from spikegym.training.checkpoint import (latest_checkpoint, load_checkpoint, prepare_run_dir, rng_state, save_checkpoint,
                                           set_rng_state)
 from spikegym.training.config import Config, config_to_dict, load_config
 from spikegym.training.continual import ContinualTracker
+from spikegym.training.evaluate import PeriodicEval, make_agent
+from spikegym.training.progress import Progress
 from spikegym.training.stats import EpisodeStats
+from spikegym.training.tensorboard import log_eval, log_step, snapshot, summary_writer
+from spikegym.training.thresholds import solved_threshold
 
-# Gymnasium's "solved" thresholds (mean return over the last 100 episodes).
-SOLVED_AT = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0, "MountainCar-v0": -110.0, "Pendulum-v1": -200.0,
-             "InvertedPendulum-v5": 950.0, "InvertedDoublePendulum-v5": 9100.0, "HalfCheetah-v5": 1000.0,
-             "Hopper-v5": 1000.0, "Ant-v5": 1000.0, "MountainCarContinuous-v0": 90.0}
+__all__ = ["train", "make_agent", "NonFiniteState", "train_from_file"]
 
 
 class NonFiniteState(RuntimeError):
     """The brain's state became NaN/inf; the run stops and the last good checkpoint is kept."""
-
-
-def make_agent(cfg: Config, envs, *, device=None) -> Agent:
-    low, high = obs_bounds(envs.single_observation_space)  # Box bounds, or [start, start + n - 1] for Discrete
-    return Agent(cfg, low, high, envs.single_action_space, num_agents=cfg.env.num_agents,
-                 seed=cfg.run.seed, device=device or cfg.run.device)
 
 
 def _seed_everything(seed: int) -> None:
@@ -80,7 +75,7 @@ def train(cfg: Config, *, run_dir=None, resume: bool = False, command_line: Opti
     envs = make_vector_env(cfg.env.id, B, run.seed, kwargs=cfg.env.kwargs, vectorization=cfg.env.vectorization,
                            max_episode_steps=cfg.env.max_episode_steps, schedule=cfg.env.schedule, device=run.device)
     agent = make_agent(cfg, envs)
-    stats = EpisodeStats(B, solved_at=SOLVED_AT.get(cfg.env.id))
+    stats = EpisodeStats(B, solved_at=solved_threshold(cfg.env.id))
     tracker = ContinualTracker.from_config(cfg) if cfg.env.schedule else None  # task/ and continual/ metrics
     obs, _ = envs.reset(seed=reset_seeds(run.seed, B))
     reward, terminated, truncated = np.zeros(B), np.zeros(B, bool), np.zeros(B, bool)
@@ -100,9 +95,12 @@ def train(cfg: Config, *, run_dir=None, resume: bool = False, command_line: Opti
             tracker.load_state(run_dir, start)
 
     # After a crash, points logged past the checkpoint are logged again: drop the old ones from TensorBoard.
-    writer = _summary_writer(run_dir, purge_step=start + 1 if resume else None)
-    progress = _progress_bar(run.progress, total=run.steps, initial=start)
-    t_log, s_log = time.perf_counter(), start
+    writer = summary_writer(run_dir, purge_step=start + 1 if resume else None)
+    progress = Progress(run.progress, total=run.steps, initial=start, num_agents=B)
+    progress.start(run_dir, resume=resume)
+    evaluator = PeriodicEval(cfg, run_dir) if run.eval_every else None
+    t_start = t_log = time.perf_counter()
+    s_log = start
     result: dict[str, Any] = {}
     try:
         for step in range(start, run.steps):
@@ -121,27 +119,36 @@ def train(cfg: Config, *, run_dir=None, resume: bool = False, command_line: Opti
                 _check_finite(agent, done)
                 fps = B * (done - s_log) / max(time.perf_counter() - t_log, 1e-9)
                 t_log, s_log = time.perf_counter(), done
-                _log(writer, agent, step_info, stats, done, fps, run.log_every)
+                log_step(writer, agent, step_info, stats, done, fps=fps, elapsed=time.perf_counter() - t_start,
+                         num_agents=B)
                 if tracker is not None:
                     tracker.log(writer, done, agent)
-                progress.set_postfix(ret=f"{stats.recent_median():.1f}", fps=f"{fps:.0f}")
+                progress.log(done, fps=fps, median_return=stats.recent_median())
+            if evaluator is not None and done % run.eval_every == 0:  # learning off, envs of its own
+                log_eval(writer, evaluator(agent, done), done)
             if done % run.checkpoint_every == 0 or done == run.steps:
                 _check_finite(agent, done)
                 _save(run_dir, done, agent, envs, stats, obs, reward, terminated, truncated, run.keep_checkpoints, cfg)
                 if tracker is not None:
                     tracker.save_state(run_dir)
-            if done == run.steps or (run.video_every and done % run.video_every == 0):
-                _snapshot(cfg, agent, run_dir, writer, done)  # agent 0 in its own env: video, spike raster, weights
-            progress.update(1)
+            video = bool(run.video_every) and done % run.video_every == 0
+            if done == run.steps or video or done % (10 * run.log_every) == 0:
+                # agent 0 in its own env: spike raster and weights (files at the end and with videos), video
+                snapshot(cfg, agent, run_dir, writer, done, video=video, files=video or done == run.steps)
+            progress.update()
     finally:
         torch.set_num_threads(threads_before)
         progress.close()
+        if evaluator is not None:
+            evaluator.close()
         if writer is not None:
             writer.close()
         envs.close()
     result = stats.summary()
     result.update({"run_dir": str(run_dir), "steps": run.steps, "agents": B, "env": cfg.env.id,
                    "engine": agent.backend.name})
+    if evaluator is not None and evaluator.best_result is not None:
+        result["eval_best"] = {k: evaluator.best_result[k] for k in ("step", "mean_return", "median_return")}
     if tracker is not None:  # continual.json: per-phase returns, recovery, forgetting, plasticity health
         result["continual"] = {k: v for k, v in tracker.write(run_dir, agent).items() if k in tracker.HEADLINE}
     (run_dir / "result.json").write_text(json.dumps(result, indent=1))
@@ -166,222 +173,6 @@ def _save(run_dir, step, agent, envs, stats, obs, reward, terminated, truncated,
                     "loop.truncated": torch.as_tensor(np.asarray(truncated))})
     meta = {"env_state": get_env_state(envs), "stats": stats.state(), "config": config_to_dict(cfg)}
     save_checkpoint(run_dir, step, tensors, meta, keep=keep)
-
-
-def _summary_writer(run_dir: Path, purge_step: Optional[int] = None):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is a dependency, but keep training if it is broken
-        print("spikegym: tensorboard not importable; no TensorBoard logs", file=sys.stderr)
-        return None
-    return SummaryWriter(str(run_dir), purge_step=purge_step)
-
-
-def _progress_bar(mode: str, total: int, initial: int):
-    from tqdm import tqdm
-    disable = {"on": False, "off": True}.get(mode, not sys.stderr.isatty())
-    return tqdm(total=total, initial=initial, disable=disable, unit="step", dynamic_ncols=True)
-
-
-def _log(writer, agent: Agent, info, stats, step: int, fps: float, log_every: int) -> None:
-    """TensorBoard scalars of the population, its brains and the last step's signals (``info``: a StepInfo)."""
-    if writer is None:
-        return
-    for tag, value in stats.scalars().items():
-        writer.add_scalar(tag, value, step)
-    for s, ret in stats.drain_points():
-        writer.add_scalar(T.EPISODIC_RETURN, ret, s)
-    writer.add_scalar(T.FPS, fps, step)
-    dt = agent.cfg.brain.dt
-    for pop, rate in agent.rates().items():
-        writer.add_scalar(T.BRAIN_RATE.format(pop=pop), rate.mean().item() * 1000.0 / dt, step)
-    writer.add_scalar(T.BRAIN_SPIKES_PER_DECISION, info.spikes.float().mean().item(), step)
-    brain = agent.spec.brain
-    for name, proj in brain.projs.items():
-        w = agent.weights(name)
-        tag = name.replace("->", "_to_")
-        writer.add_scalar(T.PLASTICITY_W_MEAN.format(proj=tag), w.mean().item(), step)
-        writer.add_scalar(T.PLASTICITY_W_ABS.format(proj=tag), w.abs().mean().item(), step)
-        writer.add_histogram(T.PLASTICITY_W_HIST.format(proj=tag), w[0].flatten(), step)
-        if proj.plastic:
-            writer.add_scalar(T.PLASTICITY_ELIG.format(proj=tag), agent.state.brain.e[name].abs().mean().item(), step)
-    d = info.delta[info.learnable]
-    if d.numel():
-        writer.add_scalar(T.DOPAMINE_MEAN, d.mean().item(), step)
-        writer.add_scalar(T.DOPAMINE_STD, d.std().item() if d.numel() > 1 else 0.0, step)
-        writer.add_scalar(T.DOPAMINE_ABS, d.abs().mean().item(), step)
-    writer.add_scalar(T.DOPAMINE_VALUE, info.value.mean().item(), step)
-    n_cfg = agent.cfg.novelty
-    if n_cfg.enabled:
-        novelty = info.novelty
-        writer.add_scalar(T.NOVELTY_INTRINSIC, info.intrinsic.mean().item(), step)
-        writer.add_scalar(T.NOVELTY_EXTRINSIC, info.extrinsic.mean().item(), step)
-        writer.add_scalar(T.NOVELTY_BONUS, n_cfg.beta * novelty.mean().item(), step)
-        writer.add_scalar(T.NOVELTY_SIGNAL, novelty.mean().item(), step)
-        writer.add_scalar(T.NOVELTY_WEIGHT, bonus_weight(step, n_cfg.decay_steps), step)
-        writer.add_scalar(T.NOVELTY_NEW_FRACTION, (novelty >= 1.0).float().mean().item(), step)
-        counts = agent.state.novelty.get("counts")
-        if counts is not None:
-            writer.add_scalar(T.NOVELTY_OCCUPIED_BUCKETS, (counts > 0).sum(-1).float().mean().item(), step)
-    if info.ach_gain is not None:
-        writer.add_scalar(T.PLASTICITY_ACH_GAIN, info.ach_gain.mean().item(), step)
-    if info.surprise is not None:
-        writer.add_scalar(T.NOVELTY_SURPRISE, info.surprise.mean().item(), step)
-    if info.adaptation is not None:
-        writer.add_scalar(T.NOVELTY_ADAPTATION, info.adaptation.mean().item(), step)
-    if step % (10 * log_every) == 0:
-        from spikegym.training.images import spike_raster, to_tensorboard_image
-        raster = torch.cat([info.sensors[:, 0], info.motor[:, 0]], dim=1).cpu().numpy()
-        writer.add_image(T.BRAIN_RASTER, to_tensorboard_image(spike_raster(raster)), step)
-
-
-# --------------------------------------------------------------------------- evaluation and video
-
-
-def load_run(run_dir, *, device="cpu"):
-    """``(cfg, agent, envs, step)`` restored from the latest checkpoint of ``run_dir``."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"run folder not found: {run_dir}")
-    cfg = load_config(run_dir / "config.yaml", [f"run.device={device}"])  # a CUDA run evaluates on a CPU machine
-    if cfg.run.threads:  # as in training: small brains on a busy CPU are far slower with extra threads
-        torch.set_num_threads(cfg.run.threads)
-    ckpt = latest_checkpoint(run_dir)
-    if ckpt is None:
-        raise FileNotFoundError(f"no checkpoint in {run_dir}; train first")
-    step, tensors, _ = load_checkpoint(ckpt)
-    envs = make_vector_env(cfg.env.id, cfg.env.num_agents, cfg.run.seed + 10_000, kwargs=cfg.env.kwargs,
-                           vectorization="sync" if cfg.env.schedule else cfg.env.vectorization,
-                           max_episode_steps=cfg.env.max_episode_steps, schedule=None)
-    agent = make_agent(cfg, envs, device=device)
-    agent.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("agent.")})
-    return cfg, agent, envs, step
-
-
-def evaluate(run_dir, episodes: int = 10, *, learn: bool = False) -> dict:
-    """Run every agent of a trained population for ``episodes`` episodes (learning off) on fresh envs."""
-    cfg, agent, envs, step = load_run(run_dir)
-    B = cfg.env.num_agents
-    stats = EpisodeStats(B, solved_at=SOLVED_AT.get(cfg.env.id))
-    obs, _ = envs.reset(seed=reset_seeds(cfg.run.seed + 10_000, B))
-    reward, term, trunc = np.zeros(B), np.zeros(B, bool), np.zeros(B, bool)
-    agent.reset()
-    n = 0
-    limit = episodes * 100_000
-    while stats.min_episodes() < episodes and n < limit:
-        action, _ = agent.step(obs, reward, term, trunc, learn=learn)
-        obs, reward, term, trunc, info = envs.step(action)
-        n += 1
-        stats.update(n, info)
-    envs.close()
-    per_agent = stats.mean_returns(last=episodes)
-    out = {"run_dir": str(run_dir), "checkpoint_step": step, "episodes": episodes,
-           "mean_return_per_agent": per_agent, "median_return": float(np.median(per_agent))}
-    _log_eval(run_dir, out, step)
-    return out
-
-
-def _log_eval(run_dir, out, step):
-    writer = _summary_writer(Path(run_dir))
-    if writer is not None:
-        writer.add_scalar(T.EVAL_MEAN_REWARD, out["median_return"], step)
-        writer.close()
-
-
-def record(run_dir, episodes: int = 1, out=None, *, agents: int = 4) -> list[Path]:
-    """mp4 videos of trained agents acting in a separate evaluation env (agent 0, and a grid of several)."""
-    from spikegym.training.video import record_episodes, record_grid
-
-    cfg, agent, envs, step = load_run(run_dir)
-    envs.close()
-    out = Path(out) if out else Path(run_dir) / "videos"
-    out.mkdir(parents=True, exist_ok=True)
-    make = lambda: make_env(cfg.env.id, kwargs=cfg.env.kwargs, render_mode="rgb_array",
-                            max_episode_steps=cfg.env.max_episode_steps)
-    n = min(agents, cfg.env.num_agents)
-    singles = [agent_policy(cfg, agent, i) for i in range(n)]
-    paths = [Path(record_episodes(make, singles[0], out / f"agent0-step{step}.mp4", episodes=episodes,
-                                  seed=cfg.run.seed)["path"])]
-    if n > 1:
-        grid = [agent_policy(cfg, agent, i) for i in range(n)]
-        paths.append(Path(record_grid(make, grid, out / f"grid{n}-step{step}.mp4", seed=cfg.run.seed)["path"]))
-    return paths
-
-
-def agent_policy(cfg: Config, agent: Agent, index: int, *, keep_spikes: int = 0):
-    """A single-agent policy ``obs -> action`` for agent ``index`` of a population (learning off).
-
-    It acts from a copy of the agent (``Agent.select``), so the population is never disturbed.
-    ``policy.reset()`` clears the copy's fast state (neurons, traces, adaptation) for a new episode;
-    ``record_episodes`` calls it. With ``keep_spikes=n``, ``policy.spikes`` collects the sensor and
-    motor spikes ``[K, N_in + N_motor]`` of its first ``n`` decisions (for a raster).
-    """
-    single = agent.select(index)
-    everyone = torch.ones(1, dtype=torch.bool, device=single.device)
-    spikes: list[torch.Tensor] = []
-
-    def policy(obs):
-        z = np.zeros(1)
-        a, info = single.step(np.asarray(obs)[None], z, np.zeros(1, bool), np.zeros(1, bool), learn=False)
-        if len(spikes) < keep_spikes:
-            spikes.append(torch.cat([info.sensors[:, 0], info.motor[:, 0]], dim=1).cpu())
-        return a[0]
-
-    def reset():
-        single.reset(everyone)
-
-    policy.reset, policy.spikes = reset, spikes
-    return policy
-
-
-def _snapshot(cfg: Config, agent: Agent, run_dir: Path, writer, step: int, decisions: int = 25) -> None:
-    """Pictures of agent 0 at ``step``, made from a copy of it in an env of its own (training is not disturbed).
-
-    With ``run.video_every`` set: one evaluation episode as ``RUN_DIR/videos/agent0-step<N>.mp4`` and as an
-    animated image in TensorBoard (``eval/video``). Always: a spike raster of its first ``decisions``
-    decisions (sensors, then each motor population in its own colour; unrendered episodes fill it up when
-    the recorded one is shorter) and its sensors->motor weight matrix, as PNGs in ``RUN_DIR/images`` and
-    TensorBoard images. A failure (e.g. no OpenGL) warns; training goes on.
-    """
-    import warnings
-
-    from spikegym.training.images import save_png, spike_raster, to_tensorboard_image, weight_image
-    from spikegym.training.video import FrameSampler, frames_to_tensorboard, record_episodes
-
-    policy = agent_policy(cfg, agent, 0, keep_spikes=decisions)
-    seed = cfg.run.seed  # as `spikegym record` does: its video of the same checkpoint is this one
-    make = lambda mode=None: make_env(cfg.env.id, kwargs=cfg.env.kwargs, render_mode=mode,  # noqa: E731
-                                      max_episode_steps=cfg.env.max_episode_steps)
-    try:
-        if cfg.run.video_every:
-            thumbs = FrameSampler()
-            res = record_episodes(lambda: make("rgb_array"), policy, run_dir / "videos" / f"agent0-step{step}.mp4",
-                                  seed=seed, max_steps=cfg.env.max_episode_steps or 1000, on_frame=thumbs)
-            if writer is not None:
-                frames_to_tensorboard(writer, T.EVAL_VIDEO, thumbs.frames(), step, fps=res["fps"] / thumbs.stride)
-        if len(policy.spikes) < decisions:  # no video, or a short episode: play on (unrendered) for the raster
-            env = make()
-            obs, _ = env.reset(seed=seed + 1)
-            policy.reset()
-            while len(policy.spikes) < decisions:
-                obs, _, term, trunc, _ = env.step(policy(obs))
-                if term or trunc:
-                    obs, _ = env.reset()
-                    policy.reset()
-            env.close()
-        m, groups = cfg.brain.motor_size, [("sensors", agent.spec.encoder.n_out)]
-        groups += [(f"action {i}" if agent.spec.discrete else f"a{i // 2}{'+-'[i % 2]}", m)
-                   for i in range(agent.spec.n_groups)]
-        spikes = torch.cat(policy.spikes[:decisions]).numpy()
-        images = {"raster": (T.BRAIN_RASTER, spike_raster(spikes, groups=groups, scale=2 if spikes.shape[1] <= 400 else 1)),
-                  "weights-sensors_to_motor": (T.tag(T.PLASTICITY_W_IMAGE, proj="sensors_to_motor"),
-                                               weight_image(agent.weights("sensors->motor")[0]))}
-        for name, (tag, img) in images.items():
-            save_png(img, run_dir / "images" / f"{name}-step{step}.png")
-            if writer is not None:
-                writer.add_image(tag, to_tensorboard_image(img), step)
-    except Exception as err:  # noqa: BLE001 - pictures are never worth a lost run
-        warnings.warn(f"spikegym: pictures of agent 0 at step {step} failed ({err!r}); training goes on", stacklevel=2)
 
 
 def train_from_file(path, overrides=()) -> dict:

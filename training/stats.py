@@ -2,7 +2,8 @@
 
 ``RecordEpisodeStatistics`` on a vector env puts ``info["episode"]["r"]`` / ``["l"]`` and the mask
 ``info["_episode"]`` on the step where an episode ends. Each agent keeps its own curve; the
-population is summarised by its median and spread.
+population is summarised by its median and quartiles (``population/``), and by the mean that
+Stable-Baselines3 users expect under ``rollout/ep_rew_mean``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ class EpisodeStats:
         self.returns: list[list[float]] = [[] for _ in range(num_agents)]
         self.lengths: list[list[int]] = [[] for _ in range(num_agents)]
         self.solved_step: list[Optional[int]] = [None] * num_agents
-        self._points: list[tuple[int, float]] = []
+        self._points: list[tuple[int, int, float, int]] = []
 
     def update(self, step: int, info: dict) -> None:
         mask = info.get("_episode")
@@ -35,7 +36,7 @@ class EpisodeStats:
             self.steps[b].append(step)
             self.returns[b].append(r)
             self.lengths[b].append(l)
-            self._points.append((step, r))
+            self._points.append((step, int(b), r, l))
             if self.solved_at is not None and self.solved_step[b] is None and len(self.returns[b]) >= self.window:
                 if np.mean(self.returns[b][-self.window:]) >= self.solved_at:
                     self.solved_step[b] = step
@@ -54,17 +55,23 @@ class EpisodeStats:
         return float(np.median(vals)) if vals else float("nan")
 
     def scalars(self) -> dict[str, float]:
-        """Population median and spread of each agent's mean over its last 100 episodes."""
+        """Each agent's "recent" return is its mean over its last 100 episodes. The population:
+        median, quartiles, min and max over agents (``population/``), and their mean under SB3's
+        names (``rollout/ep_rew_mean``, ``rollout/ep_len_mean``)."""
         rets = np.array([v for v in self.mean_returns() if not np.isnan(v)])
         if rets.size == 0:
             return {}
-        lens = np.array([np.mean(l[-self.window:]) for l in self.lengths if l])
-        return {T.EP_REW_MEAN: float(np.median(rets)), T.EP_LEN_MEAN: float(np.median(lens)),
-                T.EP_REW_P25: float(np.percentile(rets, 25)), T.EP_REW_P75: float(np.percentile(rets, 75)),
-                T.EP_REW_MIN: float(rets.min()), T.EP_REW_MAX: float(rets.max())}
+        lens = np.array([np.mean(n[-self.window:]) for n in self.lengths if n])
+        out = {T.EP_REW_MEAN: float(rets.mean()), T.EP_LEN_MEAN: float(lens.mean()),
+               T.EPISODES: float(sum(len(r) for r in self.returns)),
+               T.POP_MEDIAN: float(np.median(rets)), T.POP_P25: float(np.percentile(rets, 25)),
+               T.POP_P75: float(np.percentile(rets, 75)), T.POP_MIN: float(rets.min()), T.POP_MAX: float(rets.max())}
+        if self.solved_at is not None:
+            out[T.POP_SOLVED_FRACTION] = sum(s is not None for s in self.solved_step) / self.B
+        return out
 
-    def drain_points(self) -> list[tuple[int, float]]:
-        """Episode ends since the last call, as ``(step, return)`` (for charts/episodic_return)."""
+    def drain_points(self) -> list[tuple[int, int, float, int]]:
+        """Episode ends since the last call, as ``(step, agent, return, length)``."""
         pts, self._points = self._points, []
         return pts
 

@@ -2,9 +2,11 @@
 (per agent).
 
 Names users compare across libraries follow Stable-Baselines3 (``rollout/ep_rew_mean``,
-``rollout/ep_len_mean``, ``time/fps``, ``eval/mean_reward``) and CleanRL
-(``charts/episodic_return`` for raw per-episode points). Our own groups: ``brain/``,
-``plasticity/``, ``dopamine/``, ``novelty/``, ``task/``, ``continual/``. Templates with a
+``rollout/ep_len_mean``, ``time/fps``, ``eval/mean_reward``: means, as there) and CleanRL
+(``charts/episodic_return`` for raw per-episode points). The population's curve is its median
+and quartiles (``population/``), each agent's own under ``agents/``. Our own groups: ``brain/``,
+``plasticity/``, ``dopamine/``, ``novelty/``, ``task/``, ``continual/``. Only tags that the code
+writes are defined here (``tests/test_tags.py`` checks it). Templates with a
 ``{placeholder}`` are filled with :func:`tag`::
 
     >>> tag(BRAIN_RATE, pop="motor")
@@ -19,6 +21,8 @@ import string
 
 # -- prefixes -----------------------------------------------------------------------------------
 ROLLOUT = "rollout/"
+POPULATION = "population/"
+AGENTS = "agents/"
 TIME = "time/"
 EVAL = "eval/"
 CHARTS = "charts/"
@@ -28,58 +32,49 @@ DOPAMINE = "dopamine/"
 NOVELTY = "novelty/"
 TASK = "task/"
 CONTINUAL = "continual/"
-PREFIXES = (ROLLOUT, TIME, EVAL, CHARTS, BRAIN, PLASTICITY, DOPAMINE, NOVELTY, TASK, CONTINUAL)
+PREFIXES = (ROLLOUT, POPULATION, AGENTS, TIME, EVAL, CHARTS, BRAIN, PLASTICITY, DOPAMINE, NOVELTY, TASK, CONTINUAL)
+
+# -- the population's return: "recent" = each agent's mean over its last 100 episodes -----------
+POP_MEDIAN = "population/median"  # median over agents of their recent return: the main curve
+POP_P25 = "population/p25"  # lower quartile over agents
+POP_P75 = "population/p75"  # upper quartile over agents
+POP_MIN = "population/min"
+POP_MAX = "population/max"
+POP_SOLVED_FRACTION = "population/solved_fraction"  # agents that have reached the env's solved threshold
+AGENT_RETURN = "agents/return_{agent}"  # one point per finished episode of that agent (the first 32 agents)
 
 # -- what users compare with SB3 / CleanRL ------------------------------------------------------
-EP_REW_MEAN = "rollout/ep_rew_mean"  # recent episode return of the population (see stats.py for the statistic)
-EP_LEN_MEAN = "rollout/ep_len_mean"
-EP_REW_MEDIAN = "rollout/ep_rew_median"
-EP_REW_P25 = "rollout/ep_rew_p25"  # population spread: lower quartile
-EP_REW_P75 = "rollout/ep_rew_p75"  # population spread: upper quartile
-EP_REW_MIN = "rollout/ep_rew_min"
-EP_REW_MAX = "rollout/ep_rew_max"
-SOLVED_FRACTION = "rollout/solved_fraction"  # agents whose recent mean reaches the env's threshold
+EP_REW_MEAN = "rollout/ep_rew_mean"  # mean over agents of their recent return (SB3: mean of recent episodes)
+EP_LEN_MEAN = "rollout/ep_len_mean"  # mean over agents of their recent episode length
 EPISODES = "rollout/episodes"  # episodes finished so far, all agents
-FPS = "time/fps"  # env steps per second, summed over agents
-TIME_ELAPSED = "time/time_elapsed"  # seconds since the start of the run
+FPS = "time/fps"  # agent-steps per second (env steps summed over agents)
+TIME_ELAPSED = "time/time_elapsed"  # seconds since this (part of the) run started
 TIME_TOTAL_TIMESTEPS = "time/total_timesteps"  # env steps summed over agents
-EVAL_MEAN_REWARD = "eval/mean_reward"
+EVAL_MEAN_REWARD = "eval/mean_reward"  # learning off, fresh envs: mean over agents of each agent's mean
 EVAL_MEAN_EP_LENGTH = "eval/mean_ep_length"
+EVAL_MEDIAN_REWARD = "eval/median_reward"  # median over agents of each agent's evaluation mean
 EVAL_VIDEO = "eval/video"  # animated image: an evaluation episode of agent 0 (run.video_every)
-EPISODIC_RETURN = "charts/episodic_return"  # one point per finished episode (CleanRL)
-EPISODIC_LENGTH = "charts/episodic_length"
+EPISODIC_RETURN = "charts/episodic_return"  # CleanRL's raw points: every agent's episodes, mixed
 
 # -- the brain ----------------------------------------------------------------------------------
 BRAIN_RATE = "brain/rate/{pop}"  # mean firing rate of a population, Hz
-BRAIN_RASTER = "brain/raster"  # image: sensor and motor spikes of agent 0 over the substeps
-BRAIN_SPIKES_PER_DECISION = "brain/spikes_per_decision"  # all neurons, per env step per agent
-BRAIN_SYNAPTIC_EVENTS_PER_DECISION = "brain/synaptic_events_per_decision"  # spikes x out-synapses
-BRAIN_DORMANT_FRACTION = "brain/dormant_fraction/{pop}"  # neurons that did not fire in the window
-BRAIN_THRESHOLD_MEAN = "brain/threshold_mean/{pop}"  # adaptive thresholds (alif / homeostasis)
-BRAIN_DENSITY = "brain/density/{proj}"  # existing synapses / possible (structural plasticity)
-BRAIN_STP_EFFICACY = "brain/stp_efficacy/{proj}"  # mean u*x of short-term plasticity
-BRAIN_ACTION_ENTROPY = "brain/action_entropy"  # of the population's recent actions
+BRAIN_SPIKES_PER_DECISION = "brain/spikes_per_decision"  # spikes of all non-input neurons per decision, per agent
+BRAIN_RASTER = "brain/raster"  # image: agent 0's sensor and motor spikes over 25 decisions, in an env of its own
 
 # -- plasticity ---------------------------------------------------------------------------------
 PLASTICITY_W_MEAN = "plasticity/w_mean/{proj}"  # weights, mean over agents and synapses
 PLASTICITY_W_ABS = "plasticity/w_abs_mean/{proj}"
-PLASTICITY_W_STD = "plasticity/w_std/{proj}"
+PLASTICITY_W_STD = "plasticity/w_std/{proj}"  # over agents and synapses
 PLASTICITY_W_HIST = "plasticity/w_hist/{proj}"  # histogram of agent 0's weights
 PLASTICITY_W_IMAGE = "plasticity/weights/{proj}"  # image: agent 0's weight matrix (pre on y, post on x)
 PLASTICITY_ELIG = "plasticity/eligibility_abs_mean/{proj}"
-PLASTICITY_UPDATE_NORM = "plasticity/update_norm/{proj}"  # |dW| per env step, mean over agents
 PLASTICITY_ACH_GAIN = "plasticity/ach_gain"  # acetylcholine gain on learning rates
-PLASTICITY_PRUNED = "plasticity/pruned"  # synapses pruned at the last structural update
-PLASTICITY_GROWN = "plasticity/grown"
-PLASTICITY_HOMEOSTASIS_ERROR = "plasticity/homeostasis_error/{pop}"  # rate - target
 
 # -- dopamine -----------------------------------------------------------------------------------
 DOPAMINE_MEAN = "dopamine/mean"  # mean TD error (should hover near 0 once the critic learns)
 DOPAMINE_STD = "dopamine/std"
 DOPAMINE_ABS = "dopamine/abs_mean"
 DOPAMINE_VALUE = "dopamine/value"  # the critic's V(s), mean over agents
-DOPAMINE_REWARD_MEAN = "dopamine/reward_mean"  # internal (transformed) reward
-DOPAMINE_CLIPPED_FRACTION = "dopamine/clipped_fraction"
 
 # -- novelty and sensory adaptation -------------------------------------------------------------
 NOVELTY_BONUS = "novelty/bonus"  # beta / sqrt(n), before the decay_steps weight
@@ -121,9 +116,6 @@ CONTINUAL_WEIGHT_ABS_MEAN = "continual/weight_abs_mean"  # |w| over every projec
 CONTINUAL_WEIGHT_ABS_MAX = "continual/weight_abs_max"
 CONTINUAL_RATE_SPREAD = "continual/rate_spread"  # std of rates across neurons, mean over agents
 CONTINUAL_NOVELTY = "continual/novelty"  # novelty signal, mean over the last surprise_window steps
-CONTINUAL_EVAL_RETURN = "continual/eval_return/{task}"  # return on a task, evaluated at any time
-CONTINUAL_RETENTION = "continual/retention/{task}"  # current / best earlier eval return
-CONTINUAL_AVERAGE_RETURN = "continual/average_return"  # mean eval return over all tasks seen
 
 
 def tag(template: str, **fields: str) -> str:

@@ -1,4 +1,5 @@
-"""Videos of behaviour: record agents acting in an environment to mp4, and to TensorBoard.
+"""Videos of behaviour: record agents acting in an environment to mp4 (TensorBoard's animated
+images of them: ``tensorboard.py``).
 
 A *policy* here is any callable ``obs -> action`` (a NumPy array, a Python int, or a torch
 tensor on any device). If the callable also has a ``reset()`` method (a stateful spiking
@@ -25,10 +26,8 @@ Example (writes a short CartPole video with a random policy)::
 from __future__ import annotations
 
 import gc
-import io
 import os
 import sys
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -45,7 +44,7 @@ if sys.platform.startswith("linux"):
 Policy = Callable[[np.ndarray], Any]
 EnvFactory = Callable[[], "gymnasium.Env"]
 
-__all__ = ["record_episodes", "record_grid", "tile_frames", "frames_to_tensorboard", "FrameSampler"]
+__all__ = ["record_episodes", "record_grid", "tile_frames"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -138,6 +137,8 @@ def record_grid(
     fps: float | None = None,
     dim: float = 0.35,
     keep_frames: bool = False,
+    labels: Sequence[str] | None = None,
+    on_frame: Callable[[np.ndarray], Any] | None = None,
 ) -> dict:
     """Several agents of a population side by side: one episode each, tiled into one video.
 
@@ -151,6 +152,8 @@ def record_grid(
             exactly like ``record_episodes(..., seed=s + i)``); a sequence gives one seed per
             agent (``[s] * n`` puts every agent in the same starting state).
         cols: grid columns; default ``ceil(sqrt(n))``.
+        labels: one per policy (e.g. ``"agent 3"``): drawn in the tile's corner with the
+            episode's return so far (Pillow).
         Other arguments as in :func:`record_episodes`.
 
     Returns:
@@ -163,6 +166,8 @@ def record_grid(
     seeds = [int(seed) + i for i in range(n)] if np.isscalar(seed) else [int(s) for s in seed]
     if len(seeds) != n:
         raise ValueError(f"got {len(seeds)} seeds for {n} policies")
+    if labels is not None and len(labels) != n:
+        raise ValueError(f"got {len(labels)} labels for {n} policies")
 
     envs: list = []
     writer = None
@@ -185,7 +190,8 @@ def record_grid(
         active = [max_steps > 0] * n  # episode still running
         dimmed = [False] * n  # ended, and its final frame was already shown bright once
         while True:
-            _emit(writer, kept, tile_frames(frames, cols, dimmed=dimmed, dim=dim), keep_frames)
+            shown = frames if labels is None else _labelled(frames, labels, returns)
+            _emit(writer, kept, tile_frames(shown, cols, dimmed=dimmed, dim=dim), keep_frames, on_frame)
             if not any(active):
                 break
             dimmed = [not a for a in active]
@@ -248,81 +254,6 @@ def tile_frames(
         r, c = divmod(i, cols)
         out[r * h : (r + 1) * h, c * w : (c + 1) * w] = frame[..., :3]
     return out
-
-
-def frames_to_tensorboard(writer, tag: str, frames: np.ndarray, step: int, fps: float = 30) -> bool:
-    """Log frames ``[T, H, W, 3]`` uint8 as a TensorBoard video (an animated GIF, shown
-    under the Images tab, exactly what ``SummaryWriter.add_video`` writes).
-
-    ``add_video`` itself needs ``moviepy.editor``, which moviepy 2.x removed: with
-    moviepy >= 2 it prints a message and logs nothing. So the GIF is encoded here, with
-    Pillow (installed with moviepy/imageio). Returns False, with a warning, if Pillow or
-    TensorBoard is missing. Keep videos small (e.g. ``frames[::2, ::2, ::2]``): a GIF
-    stores every frame losslessly.
-    """
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"frames must be uint8 [T, H, W, 3], got {frames.dtype} {frames.shape}")
-    try:
-        from PIL import Image
-        from tensorboard.compat.proto.summary_pb2 import Summary
-    except ImportError as e:
-        warnings.warn(
-            f"frames_to_tensorboard skipped ({e}); install moviepy (brings Pillow) and tensorboard",
-            stacklevel=2,
-        )
-        return False
-    t, h, w, _ = frames.shape
-    buf = io.BytesIO()
-    images = [Image.fromarray(f) for f in frames]
-    images[0].save(
-        buf,
-        format="GIF",
-        save_all=True,
-        append_images=images[1:],
-        duration=max(int(round(1000.0 / fps)), 10),  # GIF timing unit is 10 ms
-        loop=0,
-    )
-    image = Summary.Image(height=h, width=w, colorspace=3, encoded_image_string=buf.getvalue())
-    summary = Summary(value=[Summary.Value(tag=tag, image=image)])
-    writer._get_file_writer().add_summary(summary, step)  # what add_video does
-    return True
-
-
-class FrameSampler:
-    """A small copy of a video for TensorBoard: every ``stride``-th frame, shrunk by an integer
-    factor until its longer side is at most ``max_side`` pixels, at most ``max_frames`` frames.
-
-    Pass it as ``record_episodes(..., on_frame=sampler)``; then ``sampler.frames()`` is uint8
-    ``[T, h, w, 3]`` for :func:`frames_to_tensorboard` at ``fps / sampler.stride`` (real time).
-    A GIF stores every frame losslessly, so this keeps TensorBoard's event file small (a
-    1000-step MuJoCo episode at 480x480: 250 frames of 240x240, about 2-5 MB).
-
-    >>> s = FrameSampler(stride=2, max_side=4, max_frames=2)
-    >>> for t in range(5):
-    ...     s(np.full((8, 6, 3), t, np.uint8))
-    >>> s.frames().shape, s.frames()[:, 0, 0, 0].tolist(), s.seen
-    ((2, 4, 3, 3), [0, 2], 5)
-    """
-
-    def __init__(self, stride: int = 4, max_side: int = 240, max_frames: int = 250):
-        if stride < 1 or max_side < 1 or max_frames < 1:
-            raise ValueError("stride, max_side and max_frames must be >= 1")
-        self.stride, self.max_side, self.max_frames = int(stride), int(max_side), int(max_frames)
-        self.seen = 0
-        self._kept: list[np.ndarray] = []
-
-    def __call__(self, frame: np.ndarray) -> None:
-        if self.seen % self.stride == 0 and len(self._kept) < self.max_frames:
-            f = int(np.ceil(max(frame.shape[:2]) / self.max_side))
-            self._kept.append(np.ascontiguousarray(frame[::f, ::f, :3]))
-        self.seen += 1
-
-    def frames(self) -> np.ndarray:
-        """The kept frames, uint8 ``[T, h, w, 3]`` (``T = 0`` before any frame)."""
-        if not self._kept:
-            return np.zeros((0, 1, 1, 3), np.uint8)
-        return np.stack(self._kept)
 
 
 # --------------------------------------------------------------------------------------------
@@ -423,6 +354,12 @@ def _emit(writer: "_Mp4Writer", kept: list, frame: np.ndarray, keep: bool, on_fr
         kept.append(frame)
     if on_frame is not None:
         on_frame(frame)
+
+
+def _labelled(frames, labels, returns) -> list:
+    from spikegym.training.figures import label_image
+
+    return [label_image(f, f"{label}  return {ret:.1f}") for f, label, ret in zip(frames, labels, returns)]
 
 
 def _reset_policy(policy) -> None:
