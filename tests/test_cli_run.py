@@ -63,7 +63,7 @@ def test_train_writes_a_complete_run_folder(trained):
     assert len(command) == 1 and command[0].startswith("spikegym train ") and "--steps 300" in command[0]
     assert json.loads((run_dir / "run.json").read_text())["seed"] == 0
     step, tensors, meta = load_checkpoint(latest_checkpoint(run_dir))
-    assert step == 300 and "agent.brain.w__sensors__motor" in tensors and meta["step"] == 300
+    assert step == 300 and "agent.brain.w.sensors->motor" in tensors and meta["step"] == 300
 
     steps = scalars(run_dir)
     want = [T.EP_REW_MEAN, T.EP_LEN_MEAN, T.POP_MEDIAN, T.POP_P25, T.POP_P75, T.FPS, T.TIME_TOTAL_TIMESTEPS,
@@ -105,7 +105,7 @@ def test_eval_every_logs_eval_and_keeps_a_best_checkpoint(trained):
     assert scalars(run_dir)[T.EVAL_MEAN_REWARD] == [150, 300]
     best = run_dir / "checkpoints" / "best"
     step, tensors, meta = load_checkpoint(best)
-    assert step in (150, 300) and "agent.brain.w__sensors__motor" in tensors
+    assert step in (150, 300) and "agent.brain.w.sensors->motor" in tensors
     assert meta["eval"]["episodes"] == 1 and len(meta["eval"]["mean_return_per_agent"]) == 4
     assert load_checkpoint(latest_checkpoint(run_dir))[0] == 300  # "best" is never taken for the latest
 

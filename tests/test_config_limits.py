@@ -231,7 +231,8 @@ def test_a_cuda_run_folder_still_loads_for_evaluation_on_a_cpu_machine(tmp_path,
     """load_run evaluates on the device it is given: the run's own device need not exist here."""
     import torch
 
-    from spikegym.training.loop import load_run, train
+    from spikegym.training.evaluate import load_run
+    from spikegym.training.loop import train
 
     cartpole = Path(__file__).resolve().parents[1] / "configs" / "cartpole.yaml"
     cfg = load_config(cartpole, ["env.num_agents=2", "brain.substeps=3", "encoder.fields=3", "brain.motor_size=4",

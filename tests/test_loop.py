@@ -61,7 +61,7 @@ def test_checkpoint_round_trip_restores_the_agent_exactly(tmp_path):
     for t in range(5):
         obs = rng.normal(size=(3, 4)).astype(np.float32)
         r, term, trunc = np.ones(3), np.array([False, t == 2, False]), np.zeros(3, bool)
-        np.testing.assert_array_equal(agent.step(obs, r, term, trunc), restored.step(obs, r, term, trunc))
+        np.testing.assert_array_equal(agent.step(obs, r, term, trunc)[0], restored.step(obs, r, term, trunc)[0])
     for k, v in restored.state_dict().items():
         assert torch.equal(v, agent.state_dict()[k]), k
 
@@ -101,10 +101,10 @@ def test_fresh_run_refuses_a_folder_with_checkpoints(tmp_path):
 def test_non_finite_state_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     def poison(step, agent, stats):
         if step == 31:
-            agent.brain.weights("sensors->motor")[0, 0, 0] = float("nan")
+            agent.weights("sensors->motor")[0, 0, 0] = float("nan")
 
     cfg = small_cfg(100, "run.checkpoint_every=30", "run.log_every=10")
-    with pytest.raises(NonFiniteState, match=r"non-finite values in brain state '\w+' at step 40.*last good checkpoint"):
+    with pytest.raises(NonFiniteState, match=r"non-finite values in agent state .[\w.>-]+. at step 40.*last good checkpoint"):
         train(cfg, run_dir=tmp_path, callback=poison)
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step_30"]
     step, _, tensors = agent_tensors(latest_checkpoint(tmp_path))

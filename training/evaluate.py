@@ -78,7 +78,7 @@ def load_run(run_dir, *, device="cpu", checkpoint: Checkpoint = None):
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run folder not found: {run_dir}")
-    cfg = load_config(run_dir / "config.yaml")
+    cfg = load_config(run_dir / "config.yaml", [f"run.device={device}"])  # a CUDA run evaluates on a CPU machine
     if cfg.run.threads:  # as in training: small brains on a busy CPU are far slower with extra threads
         torch.set_num_threads(cfg.run.threads)
     step, tensors, _ = load_checkpoint(resolve_checkpoint(run_dir, checkpoint))
