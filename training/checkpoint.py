@@ -37,7 +37,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,17 +45,27 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from spikegym.training.config import Config, atomic_write_text, config_to_dict, save_resolved_config
+from spikegym.training.config import Config, config_to_dict, save_resolved_config
+from spikegym.training.files import atomic_write_text, dumps_json, make_dir, write_json
 
 __all__ = [
     "CHECKPOINTS",
+    "RunFolderError",
+    "CheckpointError",
+    "RunStopped",
+    "RunLock",
     "default_run_dir",
+    "resolve_run_dir",
+    "is_run_dir",
+    "open_run_dir",
+    "record_run",
     "prepare_run_dir",
     "save_checkpoint",
     "list_checkpoints",
     "checkpoint_step",
     "latest_checkpoint",
     "load_checkpoint",
+    "load_latest",
     "rng_state",
     "set_rng_state",
 ]
@@ -65,6 +75,7 @@ CHECKPOINTS = "checkpoints"
 _STEP_DIR = re.compile(r"step_(\d+)")
 _TMP_PREFIX = ".tmp-"
 _OLD_PREFIX = ".old-"
+_CONFIG_HEADER = "# spikegym resolved config"
 
 
 # --------------------------------------------------------------------------------------------
@@ -85,6 +96,136 @@ def default_run_dir(cfg: Config, root: str | Path = "runs", now: float | None = 
     return path
 
 
+class RunFolderError(Exception):
+    """A run folder that cannot be used as asked: locked by another run, not a spikegym run folder,
+    not writable, or a resume that does not match its checkpoint. The message is one line; the CLI
+    prints it and exits with status 2, and nothing in the folder has been written."""
+
+
+class CheckpointError(RunFolderError):
+    """A checkpoint that cannot be read back (truncated, garbage, empty, bad ``meta.json``, shapes
+    that do not fit): loading falls back to the next older one."""
+
+
+class RunStopped(RuntimeError):
+    """The run stopped on a fault during training (non-finite values, a failed checkpoint write);
+    the message says what happened and that the last good checkpoint is kept."""
+
+
+def resolve_run_dir(cfg: Config, run_dir: str | Path | None = None) -> Path:
+    """The run folder: ``run_dir``, else ``cfg.run.run_dir``, else :func:`default_run_dir`."""
+    return Path(run_dir if run_dir is not None else cfg.run.run_dir or default_run_dir(cfg))
+
+
+def is_run_dir(path: str | Path) -> bool:
+    """Does ``path`` look like a folder spikegym made (``run.json``, a resolved ``config.yaml`` or checkpoints)?"""
+    path = Path(path)
+    if (path / "run.json").is_file() or (path / CHECKPOINTS).is_dir():
+        return True
+    config = path / "config.yaml"
+    try:
+        return config.is_file() and config.read_text(encoding="utf-8", errors="replace").startswith(_CONFIG_HEADER)
+    except OSError:
+        return False
+
+
+class RunLock:
+    """An exclusive ``fcntl.flock`` on a run folder, held for the run's life (``release()`` or ``with``).
+
+    The lock is taken on the folder itself (an open descriptor of the directory), so taking it
+    writes nothing and leaves no stale lock file behind; the kernel drops it when the process dies.
+    """
+
+    def __init__(self, path: Path, created: bool = False):
+        self.path, self._fd, self.created = Path(path), None, created
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock (documented)
+            return
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise RunFolderError(f"run folder '{self.path}' is in use by another spikegym run (it is locked); "
+                                 "wait for that run to end or pick another --run-dir") from None
+        self._fd = fd
+
+    def release(self, remove_if_empty: bool = False) -> None:
+        """Drop the lock; with ``remove_if_empty``, also remove the folder if nothing was written in it."""
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+        if remove_if_empty:
+            try:
+                self.path.rmdir()  # only succeeds when empty
+            except OSError:
+                pass
+
+    def __enter__(self) -> "RunLock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def open_run_dir(cfg: Config, run_dir: str | Path | None = None, *, resume: bool = False) -> RunLock:
+    """Check a run folder and lock it, writing nothing but the folder itself (for a fresh run).
+
+    A fresh run needs a new or empty folder, or a spikegym run folder without checkpoints (a run
+    that stopped before its first one); a resume needs a spikegym run folder. Both need it
+    writable and not locked by another run. Raises ``FileNotFoundError`` (resume: no folder),
+    ``FileExistsError`` (fresh: the folder holds checkpoints) or :class:`RunFolderError`.
+    """
+    path = resolve_run_dir(cfg, run_dir)
+    if resume and not path.is_dir():
+        raise FileNotFoundError(2, "no run folder to resume", str(path))
+    if path.exists() and not path.is_dir():
+        raise RunFolderError(f"run folder '{path}' is a file, not a folder; pick another --run-dir")
+    if not resume and path.is_dir() and any(path.iterdir()) and not is_run_dir(path):
+        raise RunFolderError(f"'{path}' is not empty and is not a spikegym run folder (no run.json, no "
+                             "checkpoints); a run would overwrite its files: pick a new or empty --run-dir")
+    if resume and not is_run_dir(path):
+        raise RunFolderError(f"'{path}' is not a spikegym run folder (no run.json, no checkpoints); nothing to resume")
+    if not resume and list_checkpoints(path):
+        raise FileExistsError(
+            f"run folder '{path}' already holds checkpoints; resume it (--resume {path}) or pick another --run-dir"
+        )
+    created = not path.exists()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RunFolderError(f"cannot create run folder '{path}': {err.strerror or err}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise RunFolderError(f"run folder '{path}' is not writable; pick another --run-dir")
+    return RunLock(path, created=created)
+
+
+def record_run(cfg: Config, path: str | Path, *, resume: bool = False, command_line: str | None = None) -> Path:
+    """Record how a run was made in its folder: the resolved ``config.yaml`` (on resume: the config
+    the run continues with), ``command_line`` appended to ``command.txt``, ``run.json`` and ``seed.txt``."""
+    path = Path(path)
+    save_resolved_config(cfg, path / "config.yaml")
+    if command_line:
+        with open(path / "command.txt", "a", encoding="utf-8") as fh:
+            fh.write(command_line.rstrip("\n") + "\n")
+    info_path = path / "run.json"
+    info = {}
+    if resume and info_path.is_file():
+        try:
+            info = json.loads(info_path.read_text(encoding="utf-8"))
+        except ValueError:  # a damaged run.json is rewritten, not a reason to lose the run
+            info = {}
+    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    info.setdefault("created", now)
+    if resume:
+        info.setdefault("resumed", []).append(now)
+    info.update(seed=cfg.run.seed, env_id=cfg.env.id, num_agents=cfg.env.num_agents, versions=_versions())
+    write_json(info_path, info, indent=2)
+    atomic_write_text(path / "seed.txt", f"{cfg.run.seed}\n")
+    return path
+
+
 def prepare_run_dir(
     cfg: Config,
     run_dir: str | Path | None = None,
@@ -92,36 +233,14 @@ def prepare_run_dir(
     resume: bool = False,
     command_line: str | None = None,
 ) -> Path:
-    """Create (or, with ``resume``, reopen) a run folder and record how it was made.
+    """:func:`open_run_dir` then :func:`record_run`, without keeping the lock. Returns the folder.
 
-    The folder is ``run_dir``, else ``cfg.run.run_dir``, else :func:`default_run_dir`. Writes the
-    resolved ``config.yaml`` (on resume: the config the run continues with), appends
-    ``command_line`` to ``command.txt`` and writes ``run.json``.
-
-    Raises ``FileNotFoundError`` when resuming a folder that does not exist, and
-    ``FileExistsError`` when starting afresh in a folder that already holds checkpoints.
+    Raises ``FileNotFoundError`` when resuming a folder that does not exist, ``FileExistsError``
+    when starting afresh in a folder that already holds checkpoints, :class:`RunFolderError` for
+    a folder that is locked, not writable, or (fresh) not empty and not a run folder.
     """
-    path = Path(run_dir if run_dir is not None else cfg.run.run_dir or default_run_dir(cfg))
-    if resume and not path.is_dir():
-        raise FileNotFoundError(2, "no run folder to resume", str(path))
-    if not resume and list_checkpoints(path):
-        raise FileExistsError(
-            f"run folder '{path}' already holds checkpoints; resume it (--resume {path}) or pick another --run-dir"
-        )
-    path.mkdir(parents=True, exist_ok=True)
-    save_resolved_config(cfg, path / "config.yaml")
-    if command_line:
-        with open(path / "command.txt", "a", encoding="utf-8") as fh:
-            fh.write(command_line.rstrip("\n") + "\n")
-    info_path = path / "run.json"
-    info = json.loads(info_path.read_text()) if resume and info_path.is_file() else {}
-    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    info.setdefault("created", now)
-    if resume:
-        info.setdefault("resumed", []).append(now)
-    info.update(seed=cfg.run.seed, env_id=cfg.env.id, num_agents=cfg.env.num_agents, versions=_versions())
-    atomic_write_text(info_path, json.dumps(info, indent=2) + "\n")
-    return path
+    with open_run_dir(cfg, run_dir, resume=resume) as lock:
+        return record_run(cfg, lock.path, resume=resume, command_line=command_line)
 
 
 def _versions() -> dict[str, str]:
@@ -168,18 +287,15 @@ def _loadable(obj: Any, where: str) -> Any:
     )
 
 
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, (np.ndarray, Tensor)):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj)
+def _json_ready(obj: Any) -> Any:
+    """Config dataclasses as :func:`config_to_dict` writes them (schema order); the rest as it is."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return config_to_dict(obj)
-    raise TypeError(f"meta value of type {type(obj).__name__} is not JSON serialisable")
+    if isinstance(obj, Mapping):
+        return {k: _json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_ready(v) for v in obj]
+    return obj
 
 
 def _fsync_write(path: Path, write) -> None:
@@ -211,13 +327,14 @@ def save_checkpoint(
         raise ValueError(f"keep must be >= 1 or None, got {keep}")
     # Convert and serialise everything before touching the disk: a bad entry raises here.
     state = _loadable(dict(tensors), "tensors")
-    meta_text = json.dumps({**(meta or {}), "step": step}, indent=2, default=_json_default) + "\n"
+    meta_text = dumps_json(_json_ready({**(meta or {}), "step": step}), indent=2) + "\n"
 
     root = Path(run_dir) / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step}"
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f"{_TMP_PREFIX}step_{step}-"))
     try:
+        make_dir(tmp)  # mkdtemp makes it 0700; a checkpoint is as readable as the rest of the run
         _fsync_write(tmp / "state.pt", lambda fh: torch.save(state, fh))
         _fsync_write(tmp / "meta.json", lambda fh: fh.write(meta_text.encode("utf-8")))
         if final.exists():  # re-saving a step: move the old one aside, then swap
@@ -271,20 +388,91 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
 
 
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> tuple[int, dict[str, Any], dict[str, Any]]:
-    """``(step, tensors, meta)`` from a checkpoint folder (or a run folder: its latest).
+    """``(step, tensors, meta)`` from a checkpoint folder (or a run folder: its newest intact one).
 
-    Reads ``state.pt`` with ``torch.load(weights_only=True)``: no pickled code runs.
+    Reads ``state.pt`` with ``torch.load(weights_only=True)``: no pickled code runs. Raises
+    :class:`CheckpointError` (one line) when ``state.pt`` or ``meta.json`` cannot be read back:
+    truncated, empty, garbage, not a dict, or a ``meta.json`` whose step is not the folder's; and
+    ``FileNotFoundError`` when the folder vanished (pruned by a run that is still going).
     """
     path = Path(path)
-    if not (path / "state.pt").is_file():
-        latest = latest_checkpoint(path)
-        if latest is None:
-            raise FileNotFoundError(2, "no checkpoint (no state.pt, no checkpoints/step_<N>)", str(path))
-        path = latest
-    tensors = torch.load(path / "state.pt", map_location=map_location, weights_only=True)
-    meta = json.loads((path / "meta.json").read_text(encoding="utf-8")) if (path / "meta.json").is_file() else {}
-    step = int(meta.get("step", checkpoint_step(path) or 0))
+    if not (path / "state.pt").exists() and checkpoint_step(path) is None:
+        _, step, tensors, meta = load_latest(path, map_location=map_location)
+        return step, tensors, meta
+    try:
+        tensors = torch.load(path / "state.pt", map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # noqa: BLE001 - zip, pickle, EOF and weights-only errors all mean "unreadable"
+        raise CheckpointError(f"{path.name}/state.pt is unreadable ({_first_line(err)})") from None
+    if not isinstance(tensors, dict) or not all(isinstance(k, str) for k in tensors):
+        raise CheckpointError(f"{path.name}/state.pt does not hold a dict of named tensors")
+    try:
+        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise
+    except (ValueError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path.name}/meta.json is not valid JSON ({_first_line(err)})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path.name}/meta.json is not a JSON object")
+    folder_step = checkpoint_step(path)
+    try:
+        step = int(meta.get("step", folder_step or 0))
+    except (TypeError, ValueError):
+        raise CheckpointError(f"{path.name}/meta.json has a bad step {meta.get('step')!r}") from None
+    if folder_step is not None and step != folder_step:
+        raise CheckpointError(f"{path.name}/meta.json says step {step}, not {folder_step}")
     return step, tensors, meta
+
+
+def load_latest(
+    run_dir: str | Path,
+    accept: Callable[[int, dict[str, Any], dict[str, Any]], None] | None = None,
+    *,
+    map_location: Any = "cpu",
+    warn: Callable[[str], None] | None = None,
+) -> tuple[Path, int, dict[str, Any], dict[str, Any]]:
+    """``(path, step, tensors, meta)`` of the newest intact checkpoint of ``run_dir``.
+
+    A checkpoint that :func:`load_checkpoint` cannot read, or that ``accept(step, tensors, meta)``
+    rejects with :class:`CheckpointError` (shapes that do not fit, non-finite values), is skipped
+    with a one-line warning (``warn``, default: stderr) and the next older one is tried; one that
+    vanishes while it is read (pruned by a run that is still going) is skipped silently and the
+    folder listed again. Other exceptions from ``accept`` propagate (a resume that does not match
+    the run is the user's mistake, not a damaged file). Raises ``FileNotFoundError`` when the run
+    has no checkpoint and :class:`CheckpointError` when none is intact.
+    """
+    run_dir = Path(run_dir)
+    warn = warn or (lambda message: print(f"spikegym: warning: {message}", file=sys.stderr))
+    tried: set[Path] = set()
+    damaged: list[str] = []
+    while True:
+        left = [p for p in reversed(list_checkpoints(run_dir)) if p not in tried]
+        if not left:
+            break
+        path = left[0]
+        tried.add(path)
+        try:
+            step, tensors, meta = load_checkpoint(path, map_location=map_location)
+            if accept is not None:
+                accept(step, tensors, meta)
+        except FileNotFoundError:
+            continue
+        except CheckpointError as err:
+            damaged.append(str(err))
+            older = [p for p in reversed(list_checkpoints(run_dir)) if p not in tried]
+            warn(f"{err}; " + (f"falling back to {older[0].name}" if older else "no older checkpoint"))
+            continue
+        return path, step, tensors, meta
+    if not damaged:
+        raise FileNotFoundError(2, "no checkpoint in the run folder (train first)", str(run_dir))
+    raise CheckpointError(f"no intact checkpoint in '{run_dir}': {damaged[0]}"
+                          + (f" (and {len(damaged) - 1} older)" if len(damaged) > 1 else ""))
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
 
 
 # --------------------------------------------------------------------------------------------

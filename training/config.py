@@ -41,9 +41,7 @@ import dataclasses
 import difflib
 import json
 import math
-import os
 import re
-import tempfile
 import types
 import typing
 from dataclasses import dataclass
@@ -51,6 +49,8 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 import yaml
+
+from spikegym.training.files import atomic_write_text  # noqa: F401 - one atomic writer (re-exported)
 
 __all__ = [
     "ConfigError",
@@ -952,18 +952,6 @@ def save_resolved_config(cfg: Config, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, "# spikegym resolved config: every setting, defaults included\n" + config_to_yaml(cfg))
     return path
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file beside ``path``, then rename: readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def config_reference(cls: type = Config) -> str:
