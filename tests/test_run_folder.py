@@ -22,7 +22,7 @@ import torch
 from gymnasium.envs.classic_control import CartPoleEnv
 
 from spikegym.training import checkpoint as ckpt_module
-from spikegym.training.checkpoint import (CheckpointError, RunFolderError, RunLock, RunStopped, latest_checkpoint,
+from spikegym.training.checkpoint import (CheckpointError, RunFolderError, RunLock, latest_checkpoint,
                                           list_checkpoints, load_checkpoint, save_checkpoint)
 from spikegym.training.config import load_config
 from spikegym.training.guards import RunInterrupted
@@ -422,3 +422,32 @@ def test_tensorboard_after_a_crash_and_resume_equals_an_uninterrupted_run(tmp_pa
     assert full.keys() == cut.keys()
     for tag in full:
         assert sorted(cut[tag]) == sorted(full[tag]), tag
+
+
+# --------------------------------------------------------------------------- one writer; continual split
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_json_files_are_written_by_one_module():
+    """Strict JSON and atomic writes live in training/files.py; nothing else dumps JSON to a file."""
+    offenders = []
+    for folder in ("training", "envs", "agents", "brains", "benchmarks"):
+        for path in (ROOT / folder).glob("*.py"):
+            if path.name == "files.py":
+                continue
+            text = path.read_text()
+            for needle in ("json.dump(", "write_text(json.dumps", "allow_nan", "tempfile.mkstemp"):
+                if needle in text:
+                    offenders.append(f"{folder}/{path.name}: {needle}")
+    assert offenders == []
+
+
+def test_continual_is_split_into_modules_of_one_job_each():
+    import spikegym.training.continual as continual
+
+    for name in continual.__all__:  # every name imported from it before the split
+        assert getattr(continual, name) is not None, name
+    for path in ROOT.glob("training/continual*.py"):
+        assert len(path.read_text().splitlines()) <= 450, path.name
