@@ -28,7 +28,7 @@ from spikegym.training.config import Config, load_config
 from spikegym.training.files import write_json
 from spikegym.training.continual import ContinualTracker
 from spikegym.training.guards import NonFiniteState, RunInterrupted, StopSignals, check_observations, check_state
-from spikegym.training.resume import restore, save
+from spikegym.training.resume import agent_fits, agent_tensors, restore, save
 from spikegym.training.stats import EpisodeStats
 
 __all__ = ["train", "evaluate", "record", "load_run", "make_agent", "agent_policy", "NonFiniteState", "RunInterrupted"]
@@ -234,12 +234,16 @@ def load_run(run_dir, *, device="cpu"):
     cfg = load_config(run_dir / "config.yaml")
     if cfg.run.threads:  # as in training: small brains on a busy CPU are far slower with extra threads
         torch.set_num_threads(cfg.run.threads)
-    _, step, tensors, _ = load_latest(run_dir)  # the newest intact one; one pruned while read is skipped
     envs = make_vector_env(cfg.env.id, cfg.env.num_agents, cfg.run.seed + 10_000, kwargs=cfg.env.kwargs,
                            vectorization="sync" if cfg.env.schedule else cfg.env.vectorization,
                            max_episode_steps=cfg.env.max_episode_steps, schedule=None)
     agent = make_agent(cfg, envs, device=device)
-    agent.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("agent.")})
+    try:  # the newest checkpoint that reads back and fits the agent; one pruned while it is read is skipped
+        _, step, tensors, _ = load_latest(run_dir, agent_fits(agent))
+    except BaseException:
+        envs.close()
+        raise
+    agent.load_state_dict(agent_tensors(tensors))
     return cfg, agent, envs, step
 
 

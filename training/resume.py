@@ -29,7 +29,7 @@ from spikegym.training.checkpoint import (CheckpointError, RunFolderError, RunSt
 from spikegym.training.config import Config, config_to_dict
 from spikegym.training.guards import check_state
 
-__all__ = ["save", "restore", "config_differences"]
+__all__ = ["save", "restore", "config_differences", "agent_fits", "agent_tensors"]
 
 LOOP_KEYS = ("obs", "reward", "terminated", "truncated")
 
@@ -54,6 +54,35 @@ def save(run_dir: Path, step: int, agent, envs, stats, tracker, loop: tuple, cfg
         raise RunStopped(f"could not write checkpoint step_{step} in '{run_dir}' ({why}); the run stops and "
                          + (f"{kept.name} is kept" if kept is not None else "no checkpoint was written")) from None
     return path
+
+
+def agent_tensors(tensors: dict) -> dict:
+    """The agent's ``state_dict`` in a checkpoint's flat tensors (keys ``agent.*``)."""
+    return {k[len("agent."):]: v for k, v in tensors.items() if k.startswith("agent.")}
+
+
+def agent_fits(agent):
+    """An ``accept(step, tensors, meta)`` for :func:`~spikegym.training.checkpoint.load_latest` that raises
+    :class:`~spikegym.training.checkpoint.CheckpointError` unless the checkpoint's agent state has the
+    agent's names, shapes and dtypes and is finite (so loading it cannot fail half-way)."""
+    mine = agent.state_dict()
+
+    def accept(step: int, tensors: dict, meta: dict) -> None:
+        theirs = agent_tensors(tensors)
+        missing, extra = sorted(mine.keys() - theirs.keys()), sorted(theirs.keys() - mine.keys())
+        if missing or extra:
+            raise CheckpointError(f"step_{step} does not fit the agent (missing {missing[:3]}, unexpected {extra[:3]})")
+        for k, v in mine.items():
+            t = theirs[k]
+            if not isinstance(t, torch.Tensor) or t.shape != v.shape or t.dtype != v.dtype:
+                got = f"{tuple(t.shape)} {t.dtype}" if isinstance(t, torch.Tensor) else type(t).__name__
+                raise CheckpointError(f"step_{step}: agent.{k} is {got}, the agent needs {tuple(v.shape)} {v.dtype}")
+        try:
+            check_state(theirs, step=step)
+        except RunStopped as err:
+            raise CheckpointError(f"step_{step} holds non-finite values ({str(err).split(';')[0]})") from None
+
+    return accept
 
 
 def config_differences(saved: dict, given: dict, prefix: str = "") -> list[str]:
@@ -81,9 +110,9 @@ def _lookup(d: dict, dotted: str) -> Any:
 def restore(run_dir: Path, cfg: Config, agent, envs, stats, tracker) -> tuple[int, Any, Any, Any, Any]:
     """Load the newest checkpoint of ``run_dir`` that fits into ``agent``, ``envs``, ``stats`` and
     ``tracker``; returns ``(step, obs, reward, terminated, truncated)``. Writes nothing."""
-    mine = agent.state_dict()
     given = json.loads(json.dumps(config_to_dict(cfg)))
     B = cfg.env.num_agents
+    fits = agent_fits(agent)
 
     def accept(step: int, tensors: dict, meta: dict) -> None:
         # the user's mistakes: the same for every checkpoint, so no fallback
@@ -100,19 +129,7 @@ def restore(run_dir: Path, cfg: Config, agent, envs, stats, tracker) -> tuple[in
             raise RunFolderError(f"cannot resume '{run_dir}': its checkpoint is at step {step} and run.steps is "
                                  f"{cfg.run.steps}; pass a larger --steps to continue it")
         # damaged files: fall back to an older checkpoint
-        theirs = {k[len("agent."):]: v for k, v in tensors.items() if k.startswith("agent.")}
-        missing, extra = sorted(mine.keys() - theirs.keys()), sorted(theirs.keys() - mine.keys())
-        if missing or extra:
-            raise CheckpointError(f"step_{step} does not fit the agent (missing {missing[:3]}, unexpected {extra[:3]})")
-        for k, v in mine.items():
-            t = theirs[k]
-            if not isinstance(t, torch.Tensor) or t.shape != v.shape or t.dtype != v.dtype:
-                got = f"{tuple(t.shape)} {t.dtype}" if isinstance(t, torch.Tensor) else type(t).__name__
-                raise CheckpointError(f"step_{step}: agent.{k} is {got}, the agent needs {tuple(v.shape)} {v.dtype}")
-        try:
-            check_state(theirs, step=step)
-        except RunStopped as err:
-            raise CheckpointError(f"step_{step} holds non-finite values ({str(err).split(';')[0]})") from None
+        fits(step, tensors, meta)
         for k in LOOP_KEYS:
             t = tensors.get(f"loop.{k}")
             if not isinstance(t, torch.Tensor) or t.shape[:1] != (B,):
@@ -125,7 +142,7 @@ def restore(run_dir: Path, cfg: Config, agent, envs, stats, tracker) -> tuple[in
         set_env_state(envs, meta["env_state"])
     except (KeyError, TypeError, ValueError, IndexError) as err:
         raise CheckpointError(f"{path.name}: its env state does not fit these envs ({err})") from None
-    agent.load_state_dict({k[len("agent."):]: v for k, v in tensors.items() if k.startswith("agent.")})
+    agent.load_state_dict(agent_tensors(tensors))
     set_rng_state({k[len("rng."):]: v for k, v in tensors.items() if k.startswith("rng.")})
     stats.load(meta["stats"])
     if tracker is not None:
