@@ -22,11 +22,12 @@ import torch
 from gymnasium.envs.classic_control import CartPoleEnv
 
 from spikegym.training import checkpoint as ckpt_module
-from spikegym.training.checkpoint import (CheckpointError, RunFolderError, RunLock, latest_checkpoint,
-                                          list_checkpoints, load_checkpoint, save_checkpoint)
+from spikegym.training.checkpoint import (CheckpointError, RunFolderError, latest_checkpoint, list_checkpoints,
+                                          load_checkpoint, save_checkpoint)
 from spikegym.training.config import load_config
 from spikegym.training.guards import RunInterrupted
 from spikegym.training.loop import NonFiniteState, load_run, train
+from spikegym.training.run_dir import RunLock
 
 from test_cli_run import run_main  # noqa: E402  (tests/ is on sys.path under pytest)
 

@@ -1,19 +1,14 @@
-"""Run folders, atomic checkpoints and RNG state.
+"""Atomic checkpoints, loading that validates and falls back, and RNG state.
 
-A run folder says how it was made and holds everything a run writes::
-
-    <run_dir>/config.yaml                     the resolved config (every setting)
-    <run_dir>/command.txt                     each command line that ran on this folder
-    <run_dir>/run.json                        seed, times, library versions
-    <run_dir>/checkpoints/step_<N>/state.pt   flat dict of tensors (torch.save)
-    <run_dir>/checkpoints/step_<N>/meta.json  JSON metadata, including "step"
-    <run_dir>/events.out.tfevents.*, videos/  written by the training loop
-
-A checkpoint is written into a hidden temporary folder beside the others and renamed into
-place, so a crash mid-save leaves the previous checkpoints as they were and never a half-written
-``step_<N>``. ``state.pt`` holds only what ``torch.load(weights_only=True)`` reads back
-(tensors, Python numbers, strings, containers of them): numpy arrays and scalars are converted
-on save, anything else is refused at save time rather than at load time.
+A checkpoint is ``<run_dir>/checkpoints/step_<N>/`` with ``state.pt`` (a flat dict of tensors,
+``torch.save``) and ``meta.json`` (JSON metadata, including ``"step"``); the run folder around it
+is :mod:`spikegym.training.run_dir`'s. A checkpoint is written into a hidden temporary folder
+beside the others and renamed into place, so a crash (or a full disk) mid-save leaves the previous
+checkpoints as they were and never a half-written ``step_<N>``. ``state.pt`` holds only what
+``torch.load(weights_only=True)`` reads back (tensors, Python numbers, strings, containers of
+them): numpy arrays and scalars are converted on save, anything else is refused at save time
+rather than at load time. Loading checks what it reads (:class:`CheckpointError` in one line, never
+a raw traceback), and :func:`load_latest` falls back to the newest intact checkpoint.
 
 >>> import tempfile, torch
 >>> run = tempfile.mkdtemp()
@@ -35,7 +30,6 @@ import re
 import shutil
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -45,21 +39,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from spikegym.training.config import Config, config_to_dict, save_resolved_config
-from spikegym.training.files import atomic_write_text, dumps_json, make_dir, write_json
+from spikegym.training.config import config_to_dict
+from spikegym.training.files import dumps_json, make_dir
 
 __all__ = [
     "CHECKPOINTS",
     "RunFolderError",
     "CheckpointError",
     "RunStopped",
-    "RunLock",
-    "default_run_dir",
-    "resolve_run_dir",
-    "is_run_dir",
-    "open_run_dir",
-    "record_run",
-    "prepare_run_dir",
     "save_checkpoint",
     "list_checkpoints",
     "checkpoint_step",
@@ -75,25 +62,6 @@ CHECKPOINTS = "checkpoints"
 _STEP_DIR = re.compile(r"step_(\d+)")
 _TMP_PREFIX = ".tmp-"
 _OLD_PREFIX = ".old-"
-_CONFIG_HEADER = "# spikegym resolved config"
-
-
-# --------------------------------------------------------------------------------------------
-# Run folders
-# --------------------------------------------------------------------------------------------
-
-
-def default_run_dir(cfg: Config, root: str | Path = "runs", now: float | None = None) -> Path:
-    """``runs/<env id>-<YYYYmmdd-HHMMSS>`` (``/`` and ``:`` in the id become ``_``); a ``-2``,
-    ``-3``, ... suffix when that folder already exists."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
-    name = re.sub(r"[/:\\\s]+", "_", cfg.env.id)
-    path = Path(root) / f"{name}-{stamp}"
-    n = 2
-    while path.exists():
-        path = Path(root) / f"{name}-{stamp}-{n}"
-        n += 1
-    return path
 
 
 class RunFolderError(Exception):
@@ -110,149 +78,6 @@ class CheckpointError(RunFolderError):
 class RunStopped(RuntimeError):
     """The run stopped on a fault during training (non-finite values, a failed checkpoint write);
     the message says what happened and that the last good checkpoint is kept."""
-
-
-def resolve_run_dir(cfg: Config, run_dir: str | Path | None = None) -> Path:
-    """The run folder: ``run_dir``, else ``cfg.run.run_dir``, else :func:`default_run_dir`."""
-    return Path(run_dir if run_dir is not None else cfg.run.run_dir or default_run_dir(cfg))
-
-
-def is_run_dir(path: str | Path) -> bool:
-    """Does ``path`` look like a folder spikegym made (``run.json``, a resolved ``config.yaml`` or checkpoints)?"""
-    path = Path(path)
-    if (path / "run.json").is_file() or (path / CHECKPOINTS).is_dir():
-        return True
-    config = path / "config.yaml"
-    try:
-        return config.is_file() and config.read_text(encoding="utf-8", errors="replace").startswith(_CONFIG_HEADER)
-    except OSError:
-        return False
-
-
-class RunLock:
-    """An exclusive ``fcntl.flock`` on a run folder, held for the run's life (``release()`` or ``with``).
-
-    The lock is taken on the folder itself (an open descriptor of the directory), so taking it
-    writes nothing and leaves no stale lock file behind; the kernel drops it when the process dies.
-    """
-
-    def __init__(self, path: Path, created: bool = False):
-        self.path, self._fd, self.created = Path(path), None, created
-        try:
-            import fcntl
-        except ImportError:  # not POSIX: no lock (documented)
-            return
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise RunFolderError(f"run folder '{self.path}' is in use by another spikegym run (it is locked); "
-                                 "wait for that run to end or pick another --run-dir") from None
-        self._fd = fd
-
-    def release(self, remove_if_empty: bool = False) -> None:
-        """Drop the lock; with ``remove_if_empty``, also remove the folder if nothing was written in it."""
-        if self._fd is not None:
-            os.close(self._fd)  # closing the descriptor drops the flock
-            self._fd = None
-        if remove_if_empty:
-            try:
-                self.path.rmdir()  # only succeeds when empty
-            except OSError:
-                pass
-
-    def __enter__(self) -> "RunLock":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
-
-
-def open_run_dir(cfg: Config, run_dir: str | Path | None = None, *, resume: bool = False) -> RunLock:
-    """Check a run folder and lock it, writing nothing but the folder itself (for a fresh run).
-
-    A fresh run needs a new or empty folder, or a spikegym run folder without checkpoints (a run
-    that stopped before its first one); a resume needs a spikegym run folder. Both need it
-    writable and not locked by another run. Raises ``FileNotFoundError`` (resume: no folder),
-    ``FileExistsError`` (fresh: the folder holds checkpoints) or :class:`RunFolderError`.
-    """
-    path = resolve_run_dir(cfg, run_dir)
-    if resume and not path.is_dir():
-        raise FileNotFoundError(2, "no run folder to resume", str(path))
-    if path.exists() and not path.is_dir():
-        raise RunFolderError(f"run folder '{path}' is a file, not a folder; pick another --run-dir")
-    if not resume and path.is_dir() and any(path.iterdir()) and not is_run_dir(path):
-        raise RunFolderError(f"'{path}' is not empty and is not a spikegym run folder (no run.json, no "
-                             "checkpoints); a run would overwrite its files: pick a new or empty --run-dir")
-    if resume and not is_run_dir(path):
-        raise RunFolderError(f"'{path}' is not a spikegym run folder (no run.json, no checkpoints); nothing to resume")
-    if not resume and list_checkpoints(path):
-        raise FileExistsError(
-            f"run folder '{path}' already holds checkpoints; resume it (--resume {path}) or pick another --run-dir"
-        )
-    created = not path.exists()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise RunFolderError(f"cannot create run folder '{path}': {err.strerror or err}") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise RunFolderError(f"run folder '{path}' is not writable; pick another --run-dir")
-    return RunLock(path, created=created)
-
-
-def record_run(cfg: Config, path: str | Path, *, resume: bool = False, command_line: str | None = None) -> Path:
-    """Record how a run was made in its folder: the resolved ``config.yaml`` (on resume: the config
-    the run continues with), ``command_line`` appended to ``command.txt``, ``run.json`` and ``seed.txt``."""
-    path = Path(path)
-    save_resolved_config(cfg, path / "config.yaml")
-    if command_line:
-        with open(path / "command.txt", "a", encoding="utf-8") as fh:
-            fh.write(command_line.rstrip("\n") + "\n")
-    info_path = path / "run.json"
-    info = {}
-    if resume and info_path.is_file():
-        try:
-            info = json.loads(info_path.read_text(encoding="utf-8"))
-        except ValueError:  # a damaged run.json is rewritten, not a reason to lose the run
-            info = {}
-    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    info.setdefault("created", now)
-    if resume:
-        info.setdefault("resumed", []).append(now)
-    info.update(seed=cfg.run.seed, env_id=cfg.env.id, num_agents=cfg.env.num_agents, versions=_versions())
-    write_json(info_path, info, indent=2)
-    atomic_write_text(path / "seed.txt", f"{cfg.run.seed}\n")
-    return path
-
-
-def prepare_run_dir(
-    cfg: Config,
-    run_dir: str | Path | None = None,
-    *,
-    resume: bool = False,
-    command_line: str | None = None,
-) -> Path:
-    """:func:`open_run_dir` then :func:`record_run`, without keeping the lock. Returns the folder.
-
-    Raises ``FileNotFoundError`` when resuming a folder that does not exist, ``FileExistsError``
-    when starting afresh in a folder that already holds checkpoints, :class:`RunFolderError` for
-    a folder that is locked, not writable, or (fresh) not empty and not a run folder.
-    """
-    with open_run_dir(cfg, run_dir, resume=resume) as lock:
-        return record_run(cfg, lock.path, resume=resume, command_line=command_line)
-
-
-def _versions() -> dict[str, str]:
-    from importlib import metadata
-
-    out = {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__}
-    for dist in ("spikegym", "gymnasium"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -533,3 +358,15 @@ def set_rng_state(state: Mapping[str, Tensor], generators: Mapping[str, torch.Ge
         if key not in state:
             raise KeyError(f"no saved state for generator {name!r} ({key})")
         gen.set_state(state[key].to("cpu", torch.uint8))
+
+
+_MOVED = ("RunLock", "default_run_dir", "resolve_run_dir", "is_run_dir", "open_run_dir", "record_run", "prepare_run_dir")
+
+
+def __getattr__(name: str):
+    """The run-folder helpers moved to :mod:`spikegym.training.run_dir`; imports from here keep working."""
+    if name in _MOVED:
+        from spikegym.training import run_dir
+
+        return getattr(run_dir, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

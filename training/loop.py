@@ -23,15 +23,14 @@ from spikegym.agents.agent import Agent
 from spikegym.agents.novelty import bonus_weight
 from spikegym.envs import make_env, make_vector_env, obs_bounds, reset_seeds
 from spikegym.training import tags as T
-from spikegym.training.checkpoint import CHECKPOINTS, load_latest, open_run_dir, record_run
+from spikegym.training.checkpoint import CHECKPOINTS, load_latest
 from spikegym.training.config import Config, load_config
-from spikegym.training.files import write_json
 from spikegym.training.continual import ContinualTracker
-from spikegym.training.guards import NonFiniteState, RunInterrupted, StopSignals, check_observations, check_state
+from spikegym.training.files import write_json
+from spikegym.training.guards import NonFiniteState, RunInterrupted, StopSignals, check_observations, check_state  # noqa: F401 (re-exported)
 from spikegym.training.resume import agent_fits, agent_tensors, restore, save
+from spikegym.training.run_dir import open_run_dir, record_run
 from spikegym.training.stats import EpisodeStats
-
-__all__ = ["train", "evaluate", "record", "load_run", "make_agent", "agent_policy", "NonFiniteState", "RunInterrupted"]
 
 # Gymnasium's "solved" thresholds (mean return over the last 100 episodes).
 SOLVED_AT = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0, "MountainCar-v0": -110.0, "Pendulum-v1": -200.0,
