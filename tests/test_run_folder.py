@@ -145,9 +145,16 @@ def test_an_unwritable_run_dir_is_one_line_before_anything_is_written(tmp_path, 
     assert list(ro.iterdir()) == []
 
 
-def test_a_run_that_fails_before_writing_leaves_no_empty_folder(tmp_path):
-    with pytest.raises(Exception):
-        train(small_cfg(10, "env.kwargs={no_such_kwarg: 1}"), run_dir=tmp_path / "run")
+def test_a_run_that_fails_before_writing_leaves_no_empty_folder(tmp_path, monkeypatch):
+    import spikegym.training.loop as loop
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the env cannot be made")
+
+    monkeypatch.setattr(loop, "make_vector_env", broken)
+    cfg = small_cfg(10)
+    with pytest.raises(RuntimeError, match="cannot be made"):
+        train(cfg, run_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
 
