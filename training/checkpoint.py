@@ -360,7 +360,8 @@ def set_rng_state(state: Mapping[str, Tensor], generators: Mapping[str, torch.Ge
         gen.set_state(state[key].to("cpu", torch.uint8))
 
 
-_MOVED = ("RunLock", "default_run_dir", "resolve_run_dir", "is_run_dir", "open_run_dir", "record_run", "prepare_run_dir")
+_MOVED = ("RunLock", "default_run_dir", "resolve_run_dir", "is_run_dir", "open_run_dir", "record_run",
+          "prepare_run_dir")
 
 
 def __getattr__(name: str):

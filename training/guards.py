@@ -14,7 +14,7 @@
 >>> check_observations(np.array([[0.0, np.nan], [0.0, 0.0]]), np.zeros(2), step=5)
 Traceback (most recent call last):
 ...
-spikegym.training.guards.NonFiniteState: non-finite observation (NaN/inf) from agent 0's env at step 5 (dimensions [1]); the run stops and the last good checkpoint is kept
+spikegym.training.guards.NonFiniteState: non-finite observation (NaN/inf) from agent 0's env at step 5 (dimensions [1]); ...
 """
 
 from __future__ import annotations

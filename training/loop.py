@@ -27,7 +27,8 @@ from spikegym.training.checkpoint import CHECKPOINTS, load_latest
 from spikegym.training.config import Config, load_config
 from spikegym.training.continual import ContinualTracker
 from spikegym.training.files import write_json
-from spikegym.training.guards import NonFiniteState, RunInterrupted, StopSignals, check_observations, check_state  # noqa: F401 (re-exported)
+from spikegym.training.guards import NonFiniteState  # noqa: F401 - re-exported: `from ...loop import NonFiniteState`
+from spikegym.training.guards import RunInterrupted, StopSignals, check_observations, check_state
 from spikegym.training.resume import agent_fits, agent_tensors, restore, save
 from spikegym.training.run_dir import open_run_dir, record_run
 from spikegym.training.stats import EpisodeStats
@@ -134,8 +135,8 @@ def train(cfg: Config, *, run_dir=None, resume: bool = False, command_line: Opti
                             writer.flush()
                         save(run_dir, done, agent, envs, stats, tracker, (obs, reward, terminated, truncated), cfg)
                     raise RunInterrupted(f"{stop.name} at step {done}: checkpoint step_{done} saved; continue with "
-                                         f"spikegym train --resume {shlex.quote(str(run_dir))}",
-                                         signum=stop.signum, step=done, checkpoint=run_dir / CHECKPOINTS / f"step_{done}")
+                                         f"spikegym train --resume {shlex.quote(str(run_dir))}", signum=stop.signum,
+                                         step=done, checkpoint=run_dir / CHECKPOINTS / f"step_{done}")
         result = stats.summary()
         result.update({"run_dir": str(run_dir), "steps": run.steps, "agents": B, "env": cfg.env.id,
                        "agent_step": "numba kernel" if agent.fast is not None else "torch"})
