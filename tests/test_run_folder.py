@@ -181,6 +181,8 @@ DAMAGE = {
     "bad meta.json": lambda p: (p / "meta.json").write_text('{"step": 60, "env_st'),
     "meta.json of another step": lambda p: (p / "meta.json").write_text(
         json.dumps({**json.loads((p / "meta.json").read_text()), "step": 7})),
+    "env state of another env": lambda p: (p / "meta.json").write_text(
+        json.dumps({**json.loads((p / "meta.json").read_text()), "env_state": {"layers": []}})),
     "nan weights": lambda p: torch.save({k: (v * float("nan") if v.is_floating_point() and k.startswith("agent.")
                                              else v) for k, v in torch.load(p / "state.pt", weights_only=True).items()},
                                         p / "state.pt"),

@@ -136,17 +136,20 @@ def restore(run_dir: Path, cfg: Config, agent, envs, stats, tracker) -> tuple[in
                 raise CheckpointError(f"step_{step}: loop.{k} is missing or not one entry per agent")
         if not isinstance(meta.get("env_state"), dict) or not isinstance(meta.get("stats"), dict):
             raise CheckpointError(f"step_{step}/meta.json lacks the env state or the episode statistics")
+        try:  # last: an older checkpoint tried after this one overwrites the same attributes
+            set_env_state(envs, meta["env_state"])
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+            raise CheckpointError(f"step_{step}: its env state does not fit these envs ({err})") from None
 
     path, step, tensors, meta = load_latest(run_dir, accept)
-    try:
-        set_env_state(envs, meta["env_state"])
-    except (KeyError, TypeError, ValueError, IndexError) as err:
-        raise CheckpointError(f"{path.name}: its env state does not fit these envs ({err})") from None
     agent.load_state_dict(agent_tensors(tensors))
     set_rng_state({k[len("rng."):]: v for k, v in tensors.items() if k.startswith("rng.")})
     stats.load(meta["stats"])
     if tracker is not None:
-        tracker.load_state(run_dir, step)
+        try:
+            tracker.load_state(run_dir, step)
+        except (ValueError, KeyError, TypeError) as err:
+            raise RunFolderError(f"cannot resume '{run_dir}': its {tracker.STATE_FILE} is damaged ({err})") from None
     obs, reward, terminated, truncated = (tensors[f"loop.{k}"].numpy() for k in LOOP_KEYS)
     return step, obs, reward, terminated, truncated
 
