@@ -192,9 +192,9 @@ DAMAGE = {
 @pytest.mark.parametrize("damage", list(DAMAGE))
 def test_resume_falls_back_to_the_newest_intact_checkpoint(cli_run, damage):
     DAMAGE[damage](cli_run / "checkpoints" / "step_60")
-    cfg, agent, envs, step = load_run(cli_run)  # eval and record load the same way
+    cfg, agent, envs, step = load_run(cli_run)  # eval and record load the same way (they need no env state)
     envs.close()
-    assert step == 30
+    assert step == (60 if damage == "env state of another env" else 30)
     seen = []
     result = train(load_config(cli_run / "config.yaml", ["run.steps=90"]), run_dir=cli_run, resume=True,
                    callback=lambda step, agent, stats: seen.append(step))
