@@ -463,3 +463,24 @@ def test_continual_is_split_into_modules_of_one_job_each():
         assert getattr(continual, name) is not None, name
     for path in ROOT.glob("training/continual*.py"):
         assert len(path.read_text().splitlines()) <= 450, path.name
+
+
+def test_a_fresh_run_in_the_folder_of_one_that_stopped_early_shows_only_its_own_points(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from spikegym.training import tags as T
+
+    class Failed(Exception):
+        pass
+
+    def fail(step, agent, stats):
+        if step == 50:
+            raise Failed
+
+    over = ["run.checkpoint_every=1000", "run.log_every=20"]
+    with pytest.raises(Failed):
+        train(small_cfg(100, *over), run_dir=tmp_path, callback=fail)  # logged 20 and 40, no checkpoint
+    train(small_cfg(60, *over), run_dir=tmp_path)  # allowed: a run folder without checkpoints
+    acc = EventAccumulator(str(tmp_path), size_guidance={"scalars": 0})
+    acc.Reload()
+    assert [e.step for e in acc.Scalars(T.DOPAMINE_VALUE)] == [20, 40, 60]

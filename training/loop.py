@@ -30,7 +30,7 @@ from spikegym.training.files import write_json
 from spikegym.training.guards import NonFiniteState  # noqa: F401 - re-exported: `from ...loop import NonFiniteState`
 from spikegym.training.guards import RunInterrupted, StopSignals, check_observations, check_state
 from spikegym.training.resume import agent_fits, agent_tensors, restore, save
-from spikegym.training.run_dir import open_run_dir, record_run
+from spikegym.training.run_dir import before_new_events, open_run_dir, record_run
 from spikegym.training.stats import EpisodeStats
 
 # Gymnasium's "solved" thresholds (mean return over the last 100 episodes).
@@ -94,8 +94,10 @@ def train(cfg: Config, *, run_dir=None, resume: bool = False, command_line: Opti
         record_run(cfg, run_dir, resume=resume, command_line=command_line or " ".join(shlex.quote(a) for a in sys.argv))
         lock.created = False  # from here on the folder is the run's, even if it fails
 
-        # After a crash, points logged past the checkpoint are logged again: drop the old ones from TensorBoard.
-        writer = _summary_writer(run_dir, purge_step=start + 1 if resume else None)
+        # After a crash, points logged past the checkpoint are logged again: drop the old ones from TensorBoard
+        # (a fresh run in the folder of one that stopped before its first checkpoint drops all of them).
+        old_events = before_new_events(run_dir)
+        writer = _summary_writer(run_dir, purge_step=start + 1 if resume else (0 if old_events else None))
         progress = _progress_bar(run.progress, total=run.steps, initial=start)
         t_log, s_log = time.perf_counter(), start
         with StopSignals() as stop:

@@ -31,7 +31,7 @@ from spikegym.training.config import Config, save_resolved_config
 from spikegym.training.files import atomic_write_text, write_json
 
 __all__ = ["RunLock", "default_run_dir", "resolve_run_dir", "is_run_dir", "open_run_dir", "record_run",
-           "prepare_run_dir"]
+           "prepare_run_dir", "before_new_events"]
 
 _CONFIG_HEADER = "# spikegym resolved config"  # what save_resolved_config writes first
 
@@ -178,6 +178,28 @@ def prepare_run_dir(
     """
     with open_run_dir(cfg, run_dir, resume=resume) as lock:
         return record_run(cfg, lock.path, resume=resume, command_line=command_line)
+
+
+def before_new_events(path: str | Path) -> bool:
+    """Make the next TensorBoard event file sort after those already in ``path``; True if there were any.
+
+    TensorBoard reads a folder's event files in name order, ``events.out.tfevents.<seconds>.<host>.<pid>``,
+    and a resumed run's purge (``SummaryWriter(purge_step=...)``) drops only the points of files read
+    before its own. A resume within the same second as the crash (a fast restart) could sort first,
+    by its pid, and leave the crashed run's points doubled: wait (at most about a second) for the clock
+    to pass the newest file's second. Files stamped in the future (clock skew) are not waited for.
+    """
+    stamps = []
+    for p in Path(path).glob("events.out.tfevents.*"):
+        m = re.match(r"events\.out\.tfevents\.(\d+)\.", p.name)
+        if m:
+            stamps.append(int(m.group(1)))
+    if not stamps:
+        return False
+    newest = max(stamps)
+    while newest - 2 <= int(time.time()) <= newest:
+        time.sleep(0.05)
+    return True
 
 
 def _versions() -> dict[str, str]:
