@@ -127,6 +127,14 @@ def test_a_folder_that_is_not_a_run_folder_is_never_written_into(tmp_path, monke
     assert snapshot(mine) == before
 
 
+def test_resuming_a_folder_that_is_not_a_run_folder_is_one_line(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine\n")
+    before = snapshot(tmp_path)
+    code, _, err = run_main(["train", "--resume", tmp_path, CARTPOLE, "--steps", "10"])
+    one_line_error(code, err, "not a spikegym run folder")
+    assert snapshot(tmp_path) == before
+
+
 def test_an_unwritable_run_dir_is_one_line_before_anything_is_written(tmp_path, monkeypatch):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
