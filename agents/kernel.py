@@ -35,7 +35,7 @@ from spikegym.brains.random import UNIT, column_codes, row_codes
 from spikegym.brains.step import rate_weight
 
 from .decoders import push_pull
-from .kernel_sense import EncoderConsts, encoder_consts, encoder_work_size, neuron_adaptation
+from .kernel_sense import encoder_consts, encoder_work_size, neuron_adaptation
 from .novelty import SimHashParams, bonus_weight
 from .spec import SENSOR_STREAM, TIE_STREAM, AgentSpec
 from .state import AgentState
@@ -49,7 +49,7 @@ if numba is not None:
 
 def unsupported(spec: AgentSpec) -> Optional[str]:
     """Why the kernel cannot run these agents, in one line; None when it can."""
-    cfg, brain = spec.cfg, spec.brain
+    brain = spec.brain
     if numba is None:
         return "numba is not installed"
     if spec.device.type != "cpu":
@@ -376,7 +376,7 @@ class KernelBackend:
         the last call returned."""
         if state is self._bound:
             return state
-        spec, bs = self.spec, state.brain
+        bs = state.brain
         posts = ("motor", "critic")
         names = [f"sensors->{p}" for p in posts]
         fused = {}

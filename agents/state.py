@@ -101,7 +101,7 @@ def _from_buffers(template: AgentState, old: dict[str, Tensor]) -> dict[str, Ten
                 new[f"brain.{kind}"] = old[src]
             continue
         prefix = {"refractory": "ref", "stp_u": "stpu", "stp_x": "stpx"}.get(kind, kind)
-        for name, t in value.items():
+        for name in value:
             key = f"brain.{prefix}__{name.replace('->', '__')}"
             if key in old:
                 sign = -1.0 if name == "motor->motor" and kind == "w" else 1.0  # the sign lived on the projection

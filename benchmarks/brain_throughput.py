@@ -249,7 +249,9 @@ def main(argv=None) -> None:
         meta["bindsnet"] = peer
 
     if a.json:
-        Path(a.json).write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+        from spikegym.training.files import write_json
+
+        write_json(a.json, {"meta": meta, "results": results})
     print(f"\ntotal {time.perf_counter() - t_start:.0f} s")
     if a.quick:
         d = find("dense", 1000, 1000, 16, a.rate) or results[0]

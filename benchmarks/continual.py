@@ -52,6 +52,7 @@ from spikegym.envs import TaskSchedule, make_env
 from spikegym.training import tags as T
 from spikegym.training.config import load_config
 from spikegym.training.continual import ContinualTracker, continual_summary, normalized_auc
+from spikegym.training.files import write_json
 from spikegym.training.loop import train
 
 
@@ -353,7 +354,7 @@ def main(argv=None) -> int:
         print(summary_line(name, med, prefix="ppo summary"))
         bench["ppo"] = {**med, "seeds": [{k: r.get(k) for k in (*HEADLINE, "wall_s", "seed")} for r in runs]}
 
-    (Path(res["run_dir"]) / "benchmark.json").write_text(json.dumps(bench, indent=1, default=str))
+    write_json(Path(res["run_dir"]) / "benchmark.json", bench)
     print(summary_line(name, s))
     return 0
 

@@ -288,12 +288,17 @@ class Interface:
       with the control and survival terms unchanged; ``info["reward_forward"]`` is updated to match.
     * observation: ``o' = drop(gain * o + offset + noise_std * N(0, 1))`` with each reading set to 0
       with probability ``dropout``; the noise and dropout draws come from the wrapper's own
-      ``numpy.random.Generator``. The dtype of the observation is kept.
+      ``numpy.random.Generator``. The reading is then clipped into the env's ``Box`` (a sensor
+      saturates at its range), so a changed env keeps Gymnasium's contract that every observation
+      lies in ``observation_space`` (its checker asserts it); the agent's encoder clips bounded
+      dimensions to the same range, and unbounded ones are untouched. The dtype is kept.
     """
 
     def __init__(self, observation_space, action_space):
         self._obs_shape = getattr(observation_space, "shape", None)
         self._obs_box = hasattr(observation_space, "low") and self._obs_shape is not None
+        self._obs_low = np.asarray(observation_space.low) if self._obs_box else None
+        self._obs_high = np.asarray(observation_space.high) if self._obs_box else None
         self._discrete = hasattr(action_space, "n") and not hasattr(action_space, "nvec")
         self._n_actions = int(action_space.n) if self._discrete else None
         self._act_shape = getattr(action_space, "shape", None)
@@ -383,7 +388,8 @@ class Interface:
             x = x + self.noise_std * rng.standard_normal(x.shape)
         if self.dropout > 0.0:
             x = np.where(rng.random(x.shape) < self.dropout, 0.0, x)
-        return x.astype(np.asarray(obs).dtype, copy=False)
+        x = x.astype(np.asarray(obs).dtype, copy=False)
+        return np.clip(x, self._obs_low, self._obs_high).astype(x.dtype, copy=False)
 
 
 def _interface_change(name: str, doc: str, parse, setter: str, scalar: bool = True) -> Change:

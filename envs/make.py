@@ -117,7 +117,12 @@ def make_vector_env(env_id: str, num_envs: int, seed: int, *, kwargs: Optional[d
     else:
         fns = [partial(make_env, env_id, kwargs=kwargs, schedule=sched, max_episode_steps=max_episode_steps,
                        stream=i, count_resets=True) for i in range(num_envs)]
-        envs = SyncVectorEnv(fns) if mode == "sync" else AsyncVectorEnv(fns)
+        if mode == "sync":
+            envs = SyncVectorEnv(fns)
+        else:  # each sub-env's state is read and restored in its worker process (checkpoints)
+            from spikegym.envs.state import async_sub_env
+
+            envs = AsyncVectorEnv([partial(async_sub_env, fn, i) for i, fn in enumerate(fns)])
     return RecordEpisodeStatistics(envs)
 
 

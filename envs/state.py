@@ -13,10 +13,13 @@ layer of the env stack is saved as JSON-friendly data:
 - every base env: classic-control ``state`` (and the like), its ``np_random`` generator, and for
   MuJoCo envs the physical state ``qpos``/``qvel``/``act``/``time`` (restored with ``set_state``).
 
-``AsyncVectorEnv`` sub-envs live in other processes: only their task schedules are restored
-(through ``call``); their physics restart from the loop's saved observations' episode. The names
-below are the attributes that change while an env runs; a new env with other dynamic attributes
-adds them to ``_DYNAMIC``.
+``AsyncVectorEnv`` sub-envs live in other processes, so :func:`~spikegym.envs.make.make_vector_env`
+wraps each in :class:`StatefulEnv`, whose methods read and restore the same per-layer state there
+(through ``call``). The async worker keeps its "reset on the next step" flag in a local variable
+that nothing can set; :class:`StatefulEnv` keeps its own copy and, restored after an episode ended,
+plays that reset step itself, so a resumed async run continues exactly as a sync one does.
+The names below are the attributes that change while an env runs; a new env with other dynamic
+attributes adds them to ``_DYNAMIC``.
 """
 
 from __future__ import annotations
@@ -24,10 +27,11 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AsyncVectorEnv
 
-__all__ = ["get_env_state", "set_env_state"]
+__all__ = ["get_env_state", "set_env_state", "StatefulEnv", "async_sub_env"]
 
 # Attributes that change while an env runs (looked up on every layer of the stack).
 _DYNAMIC = (
@@ -112,16 +116,62 @@ def _chain(env) -> list:
     return out
 
 
+class StatefulEnv(gym.Wrapper):
+    """The outermost wrapper of an async sub-env: its state can be read and restored through
+    ``AsyncVectorEnv.call`` (``get_chain_state`` / ``set_chain_state``), NEXT_STEP autoreset included.
+
+    Args:
+        index: the sub-env's index in the vector env (its entry in the list ``set_chain_state`` gets).
+    """
+
+    def __init__(self, env: gym.Env, index: int):
+        super().__init__(env)
+        self.index = int(index)
+        self._ended = False  # the last step ended an episode: the worker resets on the next step
+        self._reset_next = False  # restored with an episode just ended: this wrapper plays the reset step
+
+    def reset(self, **kwargs):
+        self._ended = self._reset_next = False
+        return self.env.reset(**kwargs)
+
+    def step(self, action):
+        if self._reset_next:  # what the worker would do on the step after an episode ended
+            self._reset_next = False
+            obs, info = self.env.reset()
+            return obs, 0, False, False, info
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._ended = bool(terminated or truncated)
+        return obs, reward, terminated, truncated, info
+
+    def get_chain_state(self) -> dict:
+        return {"ended": self._ended, "layers": [_layer_state(layer) for layer in _chain(self.env)]}
+
+    def set_chain_state(self, states: list) -> None:
+        state = states[self.index]
+        for layer, saved in zip(_chain(self.env), state["layers"]):
+            _set_layer_state(layer, saved)
+        self._ended = self._reset_next = bool(state["ended"])
+
+
+def async_sub_env(make, index: int) -> gym.Env:
+    """``make()`` wrapped in :class:`StatefulEnv`, for ``AsyncVectorEnv``. In a worker process SIGINT is
+    ignored: Ctrl-C reaches the whole process group, and the main process saves a checkpoint first
+    (it needs the workers alive for that), then closes them."""
+    import multiprocessing
+    import signal
+
+    if multiprocessing.parent_process() is not None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return StatefulEnv(make(), index)
+
+
 def get_env_state(envs) -> dict:
     """JSON-serialisable dynamic state of a vector env made by :func:`~spikegym.envs.make.make_vector_env`."""
     layers = _chain(envs)
     state = {"layers": [_layer_state(layer) for layer in layers]}
     inner = layers[-1]
     if isinstance(inner, AsyncVectorEnv):
-        try:
-            state["async_schedules"] = list(inner.call("get_schedule_state"))
-        except AttributeError:
-            pass
+        state["async_envs"] = list(inner.call("get_chain_state"))
     elif hasattr(inner, "envs"):  # SyncVectorEnv
         state["sub_envs"] = [[_layer_state(layer) for layer in _chain(sub)] for sub in inner.envs]
     return state
@@ -135,8 +185,12 @@ def set_env_state(envs, state: dict) -> None:
     for layer, saved in zip(layers, state["layers"]):
         _set_layer_state(layer, saved)
     inner = layers[-1]
-    if "async_schedules" in state:
-        inner.call("set_schedule_state", state["async_schedules"])
+    if isinstance(inner, AsyncVectorEnv):
+        if len(state.get("async_envs", [])) != inner.num_envs:
+            raise ValueError(f"the saved state has {len(state.get('async_envs', []))} async sub-envs, "
+                             f"not {inner.num_envs}")
+        inner.reset()  # clears each worker's own "reset on the next step" flag; the state below overwrites the rest
+        inner.call("set_chain_state", state["async_envs"])
     for sub, saved_chain in zip(getattr(inner, "envs", []), state.get("sub_envs", [])):
         for layer, saved in zip(_chain(sub), saved_chain):
             _set_layer_state(layer, saved)

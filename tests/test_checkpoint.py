@@ -11,15 +11,14 @@ import torch
 
 from spikegym.training import checkpoint as ckpt
 from spikegym.training.checkpoint import (
-    default_run_dir,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
-    prepare_run_dir,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
+from spikegym.training.run_dir import default_run_dir, prepare_run_dir
 from spikegym.training.config import load_config
 
 

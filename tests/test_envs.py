@@ -344,3 +344,19 @@ def test_mujoco_gl_is_set_before_mujoco_is_imported():
     env["MUJOCO_GL"] = "glfw"  # the user's choice wins
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split()[0] == "glfw"
+
+
+@pytest.mark.parametrize("changes", [{"sensor_gain": 2.0}, {"sensor_offset": 0.5}, {"sensor_noise": 3.0},
+                                     {"sensor_gain": [3.0, -2.0, 1.0], "sensor_dropout": 0.5}],
+                         ids=["gain", "offset", "noise", "gain-vector-dropout"])
+def test_sensor_changes_keep_observations_in_the_observation_space(changes):
+    """Pendulum's cos/sin readings are bounded to [-1, 1]: a gain, offset or noise must not push them out
+    (Gymnasium's checker, and every agent that trusts the space, rely on it)."""
+    env = make_env("Pendulum-v1", schedule={"phases": [{"name": "A", "steps": 5, "changes": changes}]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check_env(env, skip_render_check=True)
+    obs, _ = env.reset(seed=0)
+    for _ in range(50):
+        assert env.observation_space.contains(obs), obs  # dtype and shape too
+        obs, *_ = env.step(env.action_space.sample())

@@ -66,10 +66,17 @@ def test_checkpoint_round_trip_restores_the_agent_exactly(tmp_path):
         assert torch.equal(v, agent.state_dict()[k]), k
 
 
-@pytest.mark.parametrize("vectorization", ["native", "sync"])
-def test_resumed_run_equals_uninterrupted_run(tmp_path, vectorization):
+SCHEDULE = json.dumps({"cycle": True, "phases": [{"name": "A", "steps": 40, "changes": {"sensor_noise": 0.05}},
+                                                 {"name": "B", "steps": 40, "changes": {"gravity": 14.0}}]})
+
+
+@pytest.mark.parametrize("vectorization, schedule", [("native", None), ("sync", None), ("async", None),
+                                                     ("sync", SCHEDULE), ("async", SCHEDULE)],
+                         ids=["native", "sync", "async", "sync-schedule", "async-schedule"])
+def test_resumed_run_equals_uninterrupted_run(tmp_path, vectorization, schedule):
     k = 75
     over = [f"env.vectorization={vectorization}", f"run.checkpoint_every={k}", "run.log_every=25"]
+    over += [f"env.schedule={schedule}"] if schedule else []
     full = train(small_cfg(2 * k, *over), run_dir=tmp_path / "full")
 
     train(small_cfg(k, *over), run_dir=tmp_path / "resumed")
@@ -150,7 +157,8 @@ def _stepped(envs, actions):
 
 
 @pytest.mark.parametrize("env_id, vectorization, limit", [
-    ("CartPole-v1", "native", None), ("CartPole-v1", "sync", None), ("Pendulum-v1", "sync", 10)])
+    ("CartPole-v1", "native", None), ("CartPole-v1", "sync", None), ("Pendulum-v1", "sync", 10),
+    ("CartPole-v1", "async", None)])
 def test_env_state_round_trip_continues_identically(env_id, vectorization, limit):
     n = 3
     make = lambda: make_vector_env(env_id, n, 0, vectorization=vectorization, max_episode_steps=limit)  # noqa: E731
@@ -182,4 +190,33 @@ def test_env_state_round_trip_continues_identically(env_id, vectorization, limit
             np.testing.assert_array_equal(x, y, err_msg=f"{what} at step {t}")
         ended += int((ta | ua).sum())
     assert ended >= 2  # resets (drawing from the restored generators) happened after the restore
+    a.close(), b.close()
+
+
+@pytest.mark.parametrize("vectorization", ["native", "sync", "async"])
+def test_env_state_saved_right_after_an_episode_ended_continues_identically(vectorization):
+    """The step after an episode ends is the autoreset step; saved there, a restored env must play it too
+    (the async worker keeps that flag where nothing can set it: the sub-env's wrapper plays the reset)."""
+    n = 3
+    make = lambda: make_vector_env("CartPole-v1", n, 0, vectorization=vectorization)  # noqa: E731
+    a = make()
+    a.reset(seed=reset_seeds(0, n))
+    rng = np.random.default_rng(1)
+    actions = rng.integers(0, 2, size=(400, n))
+    t = 0
+    while True:
+        _, _, term, trunc, _ = a.step(actions[t])
+        t += 1
+        if (term | trunc).any():
+            break
+    state = json.loads(json.dumps(get_env_state(a)))
+    b = make()
+    b.reset(seed=reset_seeds(5, n))
+    set_env_state(b, state)
+    for u in range(t, t + 60):
+        (oa, ra, ta, ua), ea = _stepped(a, actions[u])
+        (ob, rb, tb, ub), eb = _stepped(b, actions[u])
+        for x, y, what in ((oa, ob, "obs"), (ra, rb, "reward"), (ta, tb, "terminated"), (ua, ub, "truncated"),
+                           (ea, eb, "episode return")):
+            np.testing.assert_array_equal(x, y, err_msg=f"{what} at step {u}")
     a.close(), b.close()

@@ -1,19 +1,14 @@
-"""Run folders, atomic checkpoints and RNG state.
+"""Atomic checkpoints, loading that validates and falls back, and RNG state.
 
-A run folder says how it was made and holds everything a run writes::
-
-    <run_dir>/config.yaml                     the resolved config (every setting)
-    <run_dir>/command.txt                     each command line that ran on this folder
-    <run_dir>/run.json                        seed, times, library versions
-    <run_dir>/checkpoints/step_<N>/state.pt   flat dict of tensors (torch.save)
-    <run_dir>/checkpoints/step_<N>/meta.json  JSON metadata, including "step"
-    <run_dir>/events.out.tfevents.*, videos/  written by the training loop
-
-A checkpoint is written into a hidden temporary folder beside the others and renamed into
-place, so a crash mid-save leaves the previous checkpoints as they were and never a half-written
-``step_<N>``. ``state.pt`` holds only what ``torch.load(weights_only=True)`` reads back
-(tensors, Python numbers, strings, containers of them): numpy arrays and scalars are converted
-on save, anything else is refused at save time rather than at load time.
+A checkpoint is ``<run_dir>/checkpoints/step_<N>/`` with ``state.pt`` (a flat dict of tensors,
+``torch.save``) and ``meta.json`` (JSON metadata, including ``"step"``); the run folder around it
+is :mod:`spikegym.training.run_dir`'s. A checkpoint is written into a hidden temporary folder
+beside the others and renamed into place, so a crash (or a full disk) mid-save leaves the previous
+checkpoints as they were and never a half-written ``step_<N>``. ``state.pt`` holds only what
+``torch.load(weights_only=True)`` reads back (tensors, Python numbers, strings, containers of
+them): numpy arrays and scalars are converted on save, anything else is refused at save time
+rather than at load time. Loading checks what it reads (:class:`CheckpointError` in one line, never
+a raw traceback), and :func:`load_latest` falls back to the newest intact checkpoint.
 
 >>> import tempfile, torch
 >>> run = tempfile.mkdtemp()
@@ -35,9 +30,8 @@ import re
 import shutil
 import sys
 import tempfile
-import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,17 +39,20 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from spikegym.training.config import Config, atomic_write_text, config_to_dict, save_resolved_config
+from spikegym.training.config import config_to_dict
+from spikegym.training.files import dumps_json, make_dir
 
 __all__ = [
     "CHECKPOINTS",
-    "default_run_dir",
-    "prepare_run_dir",
+    "RunFolderError",
+    "CheckpointError",
+    "RunStopped",
     "save_checkpoint",
     "list_checkpoints",
     "checkpoint_step",
     "latest_checkpoint",
     "load_checkpoint",
+    "load_latest",
     "rng_state",
     "set_rng_state",
 ]
@@ -67,73 +64,20 @@ _TMP_PREFIX = ".tmp-"
 _OLD_PREFIX = ".old-"
 
 
-# --------------------------------------------------------------------------------------------
-# Run folders
-# --------------------------------------------------------------------------------------------
+class RunFolderError(Exception):
+    """A run folder that cannot be used as asked: locked by another run, not a spikegym run folder,
+    not writable, or a resume that does not match its checkpoint. The message is one line; the CLI
+    prints it and exits with status 2, and nothing in the folder has been written."""
 
 
-def default_run_dir(cfg: Config, root: str | Path = "runs", now: float | None = None) -> Path:
-    """``runs/<env id>-<YYYYmmdd-HHMMSS>`` (``/`` and ``:`` in the id become ``_``); a ``-2``,
-    ``-3``, ... suffix when that folder already exists."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
-    name = re.sub(r"[/:\\\s]+", "_", cfg.env.id)
-    path = Path(root) / f"{name}-{stamp}"
-    n = 2
-    while path.exists():
-        path = Path(root) / f"{name}-{stamp}-{n}"
-        n += 1
-    return path
+class CheckpointError(RunFolderError):
+    """A checkpoint that cannot be read back (truncated, garbage, empty, bad ``meta.json``, shapes
+    that do not fit): loading falls back to the next older one."""
 
 
-def prepare_run_dir(
-    cfg: Config,
-    run_dir: str | Path | None = None,
-    *,
-    resume: bool = False,
-    command_line: str | None = None,
-) -> Path:
-    """Create (or, with ``resume``, reopen) a run folder and record how it was made.
-
-    The folder is ``run_dir``, else ``cfg.run.run_dir``, else :func:`default_run_dir`. Writes the
-    resolved ``config.yaml`` (on resume: the config the run continues with), appends
-    ``command_line`` to ``command.txt`` and writes ``run.json``.
-
-    Raises ``FileNotFoundError`` when resuming a folder that does not exist, and
-    ``FileExistsError`` when starting afresh in a folder that already holds checkpoints.
-    """
-    path = Path(run_dir if run_dir is not None else cfg.run.run_dir or default_run_dir(cfg))
-    if resume and not path.is_dir():
-        raise FileNotFoundError(2, "no run folder to resume", str(path))
-    if not resume and list_checkpoints(path):
-        raise FileExistsError(
-            f"run folder '{path}' already holds checkpoints; resume it (--resume {path}) or pick another --run-dir"
-        )
-    path.mkdir(parents=True, exist_ok=True)
-    save_resolved_config(cfg, path / "config.yaml")
-    if command_line:
-        with open(path / "command.txt", "a", encoding="utf-8") as fh:
-            fh.write(command_line.rstrip("\n") + "\n")
-    info_path = path / "run.json"
-    info = json.loads(info_path.read_text()) if resume and info_path.is_file() else {}
-    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    info.setdefault("created", now)
-    if resume:
-        info.setdefault("resumed", []).append(now)
-    info.update(seed=cfg.run.seed, env_id=cfg.env.id, num_agents=cfg.env.num_agents, versions=_versions())
-    atomic_write_text(info_path, json.dumps(info, indent=2) + "\n")
-    return path
-
-
-def _versions() -> dict[str, str]:
-    from importlib import metadata
-
-    out = {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__}
-    for dist in ("spikegym", "gymnasium"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+class RunStopped(RuntimeError):
+    """The run stopped on a fault during training (non-finite values, a failed checkpoint write);
+    the message says what happened and that the last good checkpoint is kept."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -168,18 +112,15 @@ def _loadable(obj: Any, where: str) -> Any:
     )
 
 
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, (np.ndarray, Tensor)):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj)
+def _json_ready(obj: Any) -> Any:
+    """Config dataclasses as :func:`config_to_dict` writes them (schema order); the rest as it is."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return config_to_dict(obj)
-    raise TypeError(f"meta value of type {type(obj).__name__} is not JSON serialisable")
+    if isinstance(obj, Mapping):
+        return {k: _json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_ready(v) for v in obj]
+    return obj
 
 
 def _fsync_write(path: Path, write) -> None:
@@ -211,13 +152,14 @@ def save_checkpoint(
         raise ValueError(f"keep must be >= 1 or None, got {keep}")
     # Convert and serialise everything before touching the disk: a bad entry raises here.
     state = _loadable(dict(tensors), "tensors")
-    meta_text = json.dumps({**(meta or {}), "step": step}, indent=2, default=_json_default) + "\n"
+    meta_text = dumps_json(_json_ready({**(meta or {}), "step": step}), indent=2) + "\n"
 
     root = Path(run_dir) / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step}"
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f"{_TMP_PREFIX}step_{step}-"))
     try:
+        make_dir(tmp)  # mkdtemp makes it 0700; a checkpoint is as readable as the rest of the run
         _fsync_write(tmp / "state.pt", lambda fh: torch.save(state, fh))
         _fsync_write(tmp / "meta.json", lambda fh: fh.write(meta_text.encode("utf-8")))
         if final.exists():  # re-saving a step: move the old one aside, then swap
@@ -271,20 +213,91 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
 
 
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> tuple[int, dict[str, Any], dict[str, Any]]:
-    """``(step, tensors, meta)`` from a checkpoint folder (or a run folder: its latest).
+    """``(step, tensors, meta)`` from a checkpoint folder (or a run folder: its newest intact one).
 
-    Reads ``state.pt`` with ``torch.load(weights_only=True)``: no pickled code runs.
+    Reads ``state.pt`` with ``torch.load(weights_only=True)``: no pickled code runs. Raises
+    :class:`CheckpointError` (one line) when ``state.pt`` or ``meta.json`` cannot be read back:
+    truncated, empty, garbage, not a dict, or a ``meta.json`` whose step is not the folder's; and
+    ``FileNotFoundError`` when the folder vanished (pruned by a run that is still going).
     """
     path = Path(path)
-    if not (path / "state.pt").is_file():
-        latest = latest_checkpoint(path)
-        if latest is None:
-            raise FileNotFoundError(2, "no checkpoint (no state.pt, no checkpoints/step_<N>)", str(path))
-        path = latest
-    tensors = torch.load(path / "state.pt", map_location=map_location, weights_only=True)
-    meta = json.loads((path / "meta.json").read_text(encoding="utf-8")) if (path / "meta.json").is_file() else {}
-    step = int(meta.get("step", checkpoint_step(path) or 0))
+    if not (path / "state.pt").exists() and checkpoint_step(path) is None:
+        _, step, tensors, meta = load_latest(path, map_location=map_location)
+        return step, tensors, meta
+    try:
+        tensors = torch.load(path / "state.pt", map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # noqa: BLE001 - zip, pickle, EOF and weights-only errors all mean "unreadable"
+        raise CheckpointError(f"{path.name}/state.pt is unreadable ({_first_line(err)})") from None
+    if not isinstance(tensors, dict) or not all(isinstance(k, str) for k in tensors):
+        raise CheckpointError(f"{path.name}/state.pt does not hold a dict of named tensors")
+    try:
+        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise
+    except (ValueError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path.name}/meta.json is not valid JSON ({_first_line(err)})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path.name}/meta.json is not a JSON object")
+    folder_step = checkpoint_step(path)
+    try:
+        step = int(meta.get("step", folder_step or 0))
+    except (TypeError, ValueError):
+        raise CheckpointError(f"{path.name}/meta.json has a bad step {meta.get('step')!r}") from None
+    if folder_step is not None and step != folder_step:
+        raise CheckpointError(f"{path.name}/meta.json says step {step}, not {folder_step}")
     return step, tensors, meta
+
+
+def load_latest(
+    run_dir: str | Path,
+    accept: Callable[[int, dict[str, Any], dict[str, Any]], None] | None = None,
+    *,
+    map_location: Any = "cpu",
+    warn: Callable[[str], None] | None = None,
+) -> tuple[Path, int, dict[str, Any], dict[str, Any]]:
+    """``(path, step, tensors, meta)`` of the newest intact checkpoint of ``run_dir``.
+
+    A checkpoint that :func:`load_checkpoint` cannot read, or that ``accept(step, tensors, meta)``
+    rejects with :class:`CheckpointError` (shapes that do not fit, non-finite values), is skipped
+    with a one-line warning (``warn``, default: stderr) and the next older one is tried; one that
+    vanishes while it is read (pruned by a run that is still going) is skipped silently and the
+    folder listed again. Other exceptions from ``accept`` propagate (a resume that does not match
+    the run is the user's mistake, not a damaged file). Raises ``FileNotFoundError`` when the run
+    has no checkpoint and :class:`CheckpointError` when none is intact.
+    """
+    run_dir = Path(run_dir)
+    warn = warn or (lambda message: print(f"spikegym: warning: {message}", file=sys.stderr))
+    tried: set[Path] = set()
+    damaged: list[str] = []
+    while True:
+        left = [p for p in reversed(list_checkpoints(run_dir)) if p not in tried]
+        if not left:
+            break
+        path = left[0]
+        tried.add(path)
+        try:
+            step, tensors, meta = load_checkpoint(path, map_location=map_location)
+            if accept is not None:
+                accept(step, tensors, meta)
+        except FileNotFoundError:
+            continue
+        except CheckpointError as err:
+            damaged.append(str(err))
+            older = [p for p in reversed(list_checkpoints(run_dir)) if p not in tried]
+            warn(f"{err}; " + (f"falling back to {older[0].name}" if older else "no older checkpoint"))
+            continue
+        return path, step, tensors, meta
+    if not damaged:
+        raise FileNotFoundError(2, "no checkpoint in the run folder (train first)", str(run_dir))
+    raise CheckpointError(f"no intact checkpoint in '{run_dir}': {damaged[0]}"
+                          + (f" (and {len(damaged) - 1} older)" if len(damaged) > 1 else ""))
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
 
 
 # --------------------------------------------------------------------------------------------
@@ -345,3 +358,16 @@ def set_rng_state(state: Mapping[str, Tensor], generators: Mapping[str, torch.Ge
         if key not in state:
             raise KeyError(f"no saved state for generator {name!r} ({key})")
         gen.set_state(state[key].to("cpu", torch.uint8))
+
+
+_MOVED = ("RunLock", "default_run_dir", "resolve_run_dir", "is_run_dir", "open_run_dir", "record_run",
+          "prepare_run_dir")
+
+
+def __getattr__(name: str):
+    """The run-folder helpers moved to :mod:`spikegym.training.run_dir`; imports from here keep working."""
+    if name in _MOVED:
+        from spikegym.training import run_dir
+
+        return getattr(run_dir, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

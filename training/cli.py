@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from spikegym.training.config import ConfigError, load_config
+from spikegym.training.files import dumps_json
 
 __all__ = ["main", "build_parser"]
 
@@ -170,17 +171,6 @@ def _version() -> str:
         return "unknown"
 
 
-def _jsonable(obj: Any) -> Any:
-    """``json.dumps`` default: tensors / numpy values -> numbers or lists, paths -> strings."""
-    if hasattr(obj, "tolist"):  # torch.Tensor, numpy arrays and scalars
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, (set, frozenset, tuple)):
-        return list(obj)
-    return str(obj)
-
-
 def _need_run_dir(path: str) -> Path:
     run_dir = Path(path)
     if not run_dir.is_dir():
@@ -222,7 +212,7 @@ def _train(args: argparse.Namespace, command_line: str) -> int:
 
     result = train(cfg, run_dir=run_dir, resume=resume, command_line=command_line)
     if args.json:
-        print(json.dumps(result, default=_jsonable))
+        print(dumps_json(result))
     else:
         from spikegym.training.progress import summary_text
 
@@ -236,7 +226,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     result = evaluate(run_dir, episodes=args.episodes, seed=args.seed, checkpoint=_checkpoint(args.checkpoint))
     if args.json:
-        print(json.dumps(result, default=_jsonable))
+        print(dumps_json(result))
     else:
         from spikegym.training.progress import eval_table
 
@@ -261,7 +251,8 @@ def _fail(message: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 2 usage or config error, 130 interrupted)."""
+    """Run the CLI; returns the exit status (0 ok, 1 the run stopped on a fault, 2 usage, config or run
+    folder error, 130/143 stopped by SIGINT/SIGTERM after saving a checkpoint)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:
@@ -286,15 +277,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if err.filename is not None and err.strerror:
             return _fail(f"{err.strerror}: {err.filename}")
         return _fail(str(err))
-    except RuntimeError as err:  # NonFiniteState: the run diverged; its last good checkpoint is kept
-        if type(err).__name__ != "NonFiniteState":
-            raise
-        print(f"{PROG}: error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    except Exception as err:  # the run folder's and the run's own one-line errors (imported lazily: torch)
+        from spikegym.training.checkpoint import RunFolderError, RunStopped
 
+        if isinstance(err, RunFolderError):  # locked, not a run folder, unwritable, no intact checkpoint
+            return _fail(str(err))
+        if isinstance(err, RunStopped):  # non-finite values, a failed checkpoint write: the last good one is kept
+            _fail(str(err))
+            return 1
+        raise
+    except KeyboardInterrupt as err:  # RunInterrupted: SIGINT/SIGTERM, after a checkpoint was saved
+        print(f"{PROG}: {' '.join(str(err).split()) or 'interrupted'}", file=sys.stderr)
+        return getattr(err, "exit_code", 130)
 
 if __name__ == "__main__":
     sys.exit(main())

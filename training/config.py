@@ -36,8 +36,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import os
-import tempfile
 import typing
 from pathlib import Path
 from typing import Any
@@ -66,6 +64,7 @@ from spikegym.training.config_schema import (
 from spikegym.training.config_source import ConfigError, KeyPath, Origins, apply_override, dotted, read_config_file
 from spikegym.training.config_validate import (Validator, field_hints, is_optional, is_section, section_paths, show,
                                                 type_name)
+from spikegym.training.files import atomic_write_text  # noqa: F401 - one atomic writer (re-exported)
 
 __all__ = [
     "ConfigError",
@@ -179,18 +178,6 @@ def save_resolved_config(cfg: Config, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, "# spikegym resolved config: every setting, defaults included\n" + config_to_yaml(cfg))
     return path
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file beside ``path``, then rename: readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def config_reference(cls: type = Config) -> str:
