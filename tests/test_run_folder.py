@@ -26,7 +26,8 @@ from spikegym.training.checkpoint import (CheckpointError, RunFolderError, lates
                                           load_checkpoint, save_checkpoint)
 from spikegym.training.config import load_config
 from spikegym.training.guards import RunInterrupted
-from spikegym.training.loop import NonFiniteState, load_run, train
+from spikegym.training.evaluate import load_run
+from spikegym.training.loop import NonFiniteState, train
 from spikegym.training.run_dir import RunLock
 
 from test_cli_run import run_main  # noqa: E402  (tests/ is on sys.path under pytest)

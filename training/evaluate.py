@@ -18,9 +18,10 @@ import numpy as np
 import torch
 
 from spikegym.envs import make_vector_env, obs_bounds, reset_seeds
-from spikegym.training.checkpoint import (CHECKPOINTS, latest_checkpoint, list_checkpoints, load_checkpoint,
+from spikegym.training.checkpoint import (CHECKPOINTS, latest_checkpoint, list_checkpoints, load_checkpoint, load_latest,
                                           rng_state, save_checkpoint, set_rng_state)
 from spikegym.training.config import Config, config_to_dict, load_config
+from spikegym.training.resume import agent_fits, agent_tensors
 from spikegym.training.signals import decision_spikes
 
 #: Evaluation envs are seeded this far from the training envs' seed.
@@ -81,10 +82,17 @@ def load_run(run_dir, *, device="cpu", checkpoint: Checkpoint = None):
     cfg = load_config(run_dir / "config.yaml", [f"run.device={device}"])  # a CUDA run evaluates on a CPU machine
     if cfg.run.threads:  # as in training: small brains on a busy CPU are far slower with extra threads
         torch.set_num_threads(cfg.run.threads)
-    step, tensors, _ = load_checkpoint(resolve_checkpoint(run_dir, checkpoint))
     envs = make_eval_envs(cfg)
     agent = make_agent(cfg, envs, device=device)
-    agent.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("agent.")})
+    try:
+        if checkpoint is None:  # the newest checkpoint that reads back and fits; one pruned while read is skipped
+            _, step, tensors, _ = load_latest(run_dir, agent_fits(agent))
+        else:
+            step, tensors, _ = load_checkpoint(resolve_checkpoint(run_dir, checkpoint))
+    except BaseException:
+        envs.close()
+        raise
+    agent.load_state_dict(agent_tensors(tensors))
     return cfg, agent, envs, step
 
 

@@ -63,20 +63,20 @@ def agent_tensors(tensors: dict) -> dict:
 
 def agent_fits(agent):
     """An ``accept(step, tensors, meta)`` for :func:`~spikegym.training.checkpoint.load_latest` that raises
-    :class:`~spikegym.training.checkpoint.CheckpointError` unless the checkpoint's agent state has the
-    agent's names, shapes and dtypes and is finite (so loading it cannot fail half-way)."""
-    mine = agent.state_dict()
+    :class:`~spikegym.training.checkpoint.CheckpointError` unless the checkpoint's agent state loads into the
+    agent (names, shapes and dtypes; this version's form or an earlier one's) and is finite (so loading it
+    cannot fail half-way). The agent itself is not changed."""
+    from spikegym.agents.state import load_flat
 
     def accept(step: int, tensors: dict, meta: dict) -> None:
         theirs = agent_tensors(tensors)
-        missing, extra = sorted(mine.keys() - theirs.keys()), sorted(theirs.keys() - mine.keys())
-        if missing or extra:
-            raise CheckpointError(f"step_{step} does not fit the agent (missing {missing[:3]}, unexpected {extra[:3]})")
-        for k, v in mine.items():
-            t = theirs[k]
-            if not isinstance(t, torch.Tensor) or t.shape != v.shape or t.dtype != v.dtype:
-                got = f"{tuple(t.shape)} {t.dtype}" if isinstance(t, torch.Tensor) else type(t).__name__
-                raise CheckpointError(f"step_{step}: agent.{k} is {got}, the agent needs {tuple(v.shape)} {v.dtype}")
+        bad = [k for k, t in theirs.items() if not isinstance(t, torch.Tensor)]
+        if bad:
+            raise CheckpointError(f"step_{step}: agent.{bad[0]} is {type(theirs[bad[0]]).__name__}, not a tensor")
+        try:
+            load_flat(agent.state, theirs)
+        except (KeyError, ValueError) as err:
+            raise CheckpointError(f"step_{step} does not fit the agent ({str(err).strip(chr(39))})") from None
         try:
             check_state(theirs, step=step)
         except RunStopped as err:
