@@ -163,32 +163,16 @@ def _input_spikes(k, b, n, rate, seed):
     return (torch.rand(k, b, n, generator=g) < rate).float()
 
 
-def _stdp_brain(batch, engine, seed=0, first=0, **proj_kw):
+def _stdp_brain(batch, seed=0, first=0, **proj_kw):
     pops = [Population("in", 60, "input"), Population("out", 12, "lif", lif=LIFParams(tau_mem=10.0))]
     kw = dict(rule="stdp", lr=0.01, trace_decay=0.99, w_init_mean=0.35, w_init_std=0.1, w_min=-5.0, w_max=5.0)
     kw.update(proj_kw)
-    return Brain(pops, [Projection("in", "out", **kw)], batch=batch, seed=seed, agent_index0=first, engine=engine)
-
-
-def test_dense_and_event_engines_agree_with_dopamine_every_step():
-    dense, event = _stdp_brain(3, "dense"), _stdp_brain(3, "event")
-    torch.testing.assert_close(dense.weights("in->out"), event.weights("in->out"))
-    g = torch.Generator().manual_seed(1)
-    for window in range(5):
-        spikes = _input_spikes(16, 3, 60, 0.2, seed=window)
-        dopa = torch.randn(16, 3, generator=g)
-        a = dense.run({"in": spikes}, dopamine=dopa)
-        b = event.run({"in": spikes}, dopamine=dopa)
-        assert torch.equal(a["out"], b["out"]), f"spikes differ in window {window}"
-    assert a["out"].sum() > 0
-    torch.testing.assert_close(event.eligibility("in->out"), dense.eligibility("in->out"), rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(event.weights("in->out"), dense.weights("in->out"), rtol=1e-4, atol=1e-4)
-    assert not torch.allclose(event.weights("in->out"), _stdp_brain(3, "dense").weights("in->out"))
+    return Brain(pops, [Projection("in", "out", **kw)], batch=batch, seed=seed, agent_index0=first)
 
 
 def test_batched_agents_equal_each_agent_alone():
-    batched = _stdp_brain(4, "event", seed=5)
-    alone = _stdp_brain(1, "event", seed=5, first=2)
+    batched = _stdp_brain(4, seed=5)
+    alone = _stdp_brain(1, seed=5, first=2)
     torch.testing.assert_close(batched.weights("in->out")[2:3], alone.weights("in->out"))
     g = torch.Generator().manual_seed(2)
     for window in range(4):
@@ -200,16 +184,31 @@ def test_batched_agents_equal_each_agent_alone():
     torch.testing.assert_close(batched.weights("in->out")[2:3], alone.weights("in->out"), rtol=1e-5, atol=1e-6)
 
 
-def test_escape_vectorized_path_equals_substep_loop():
-    def make():
-        pops = [Population("in", 20, "input"), Population("m", 6, "escape")]
-        return Brain(pops, [Projection("in", "m", rule="node_perturbation", trace_decay=0.9, w_init_std=1.0)], batch=2)
-    fast, slow = make(), make()
-    slow._vectorizable = lambda: False
+def test_memoryless_escape_window_equals_substeps_by_hand():
+    """A memoryless escape population fed by inputs only is stepped all K substeps at once: it must equal the
+    per-substep rule p_t = sigmoid(slope (s_t W + bias)), spike where the agent's noise is below p_t, and the
+    node-perturbation eligibility e = d^K e0 + sum_t d^(K-1-t) s_t (spike_t - p_t)."""
+    from spikegym.brains.neurons import EscapeParams
+    esc = EscapeParams(slope=1.5, bias=-0.5)
+    pops = [Population("in", 20, "input"), Population("m", 6, "escape", escape=esc)]
+    brain = Brain(pops, [Projection("in", "m", rule="node_perturbation", trace_decay=0.9, w_init_std=1.0)],
+                  batch=2, seed=4)
+    w = brain.weights("in->m").clone()
+    e = torch.zeros_like(w)
+    counter = 0
     for i in range(3):
         spikes = _input_spikes(8, 2, 20, 0.3, seed=i)
-        assert torch.equal(fast.run({"in": spikes})["m"], slow.run({"in": spikes})["m"])
-    torch.testing.assert_close(fast.eligibility("in->m"), slow.eligibility("in->m"), rtol=1e-5, atol=1e-6)
+        out = brain.run({"in": spikes})["m"]
+        noise = uniform(brain.state.keys, counter, (8, 2, 6), stream=brain.spec.stream["m"])
+        for t in range(8):
+            p = torch.sigmoid(esc.slope * (torch.bmm(spikes[t].unsqueeze(1), w).squeeze(1) + esc.bias))
+            s = (noise[t] < p).float()
+            assert torch.equal(out[t], s), f"window {i}, substep {t}"
+            e = 0.9 * e + spikes[t].unsqueeze(-1) * (s - p).unsqueeze(1)
+        counter += 8
+        assert 0 < out.mean() < 1
+    torch.testing.assert_close(brain.eligibility("in->m"), e, rtol=1e-5, atol=1e-5)
+    assert torch.equal(brain.weights("in->m"), w)  # no dopamine yet: nothing learned
 
 
 def _distal_reward(trace_decay: float) -> torch.Tensor:
@@ -218,7 +217,7 @@ def _distal_reward(trace_decay: float) -> torch.Tensor:
             Population("out", 1, "lif", lif=LIFParams(tau_mem=10.0, t_ref=2.0))]
     projs = [Projection("in", "out", rule="stdp", lr=1.0, trace_decay=trace_decay, w_init_mean=0.1),
              Projection("teach", "out", w_init_mean=100.0)]
-    brain = Brain(pops, projs, batch=1, engine="dense")
+    brain = Brain(pops, projs, batch=1)
     t_pre, t_post, t_reward, total = 10, 15, 1015, 1100
     pre = torch.zeros(total, 1, 2)
     pre[t_pre, 0, 0] = 1
@@ -299,32 +298,57 @@ def test_brain_structural_plasticity_keeps_count_bounded():
 
 
 def test_masked_reset_only_touches_chosen_agents():
-    brain = _stdp_brain(3, "dense")
+    brain = _stdp_brain(3)
     brain.run({"in": _input_spikes(30, 3, 60, 0.3, 0)})
     e_before = brain.eligibility("in->out").clone()
     w_before = brain.weights("in->out").clone()
+    xpre_before = brain.state.xpre["in->out"].clone()
     brain.reset(torch.tensor([False, True, False]))
     e = brain.eligibility("in->out")
     assert e[1].abs().sum() == 0 and e_before[1].abs().sum() > 0
     torch.testing.assert_close(e[[0, 2]], e_before[[0, 2]])
     torch.testing.assert_close(brain.weights("in->out"), w_before)
-    assert brain.v__out[1].abs().sum() == 0
+    v = brain.state.v["out"]
+    assert torch.all(v[1] == LIFParams().v_rest) and torch.all(brain.state.last["out"][1] == 0)
+    assert not torch.equal(v[[0, 2]], torch.full_like(v[[0, 2]], LIFParams().v_rest))
+    assert torch.equal(brain.state.xpre["in->out"][[0, 2]], xpre_before[[0, 2]])
+    assert brain.state.xpre["in->out"][1].abs().sum() == 0
 
 
 def test_no_autograd_graph_is_ever_built():
-    brain = _stdp_brain(2, "event")
+    brain = _stdp_brain(2)
     with torch.enable_grad():
         out = brain.run({"in": _input_spikes(10, 2, 60, 0.3, 0)}, dopamine=torch.ones(10, 2))
         brain.learn(torch.ones(2))
     assert out["out"].grad_fn is None and not out["out"].requires_grad
-    assert not any(b.requires_grad for b in brain.buffers())
-    assert not list(brain.parameters())
+    state = brain.state_dict()
+    assert not any(t.requires_grad or t.grad_fn is not None for t in state.values())
+    assert not isinstance(brain, torch.nn.Module)  # no parameters to hand an optimiser
 
 
 def test_state_dict_round_trip_and_device_follow():
-    brain = _stdp_brain(2, "event")
+    brain = _stdp_brain(2)
     brain.run({"in": _input_spikes(10, 2, 60, 0.3, 0)}, dopamine=torch.ones(10, 2))
-    clone = _stdp_brain(2, "event", seed=99)
+    clone = _stdp_brain(2, seed=99)
+    assert not torch.equal(clone.weights("in->out"), brain.weights("in->out"))
     clone.load_state_dict(brain.state_dict())
-    spikes = _input_spikes(10, 2, 60, 0.3, 1)
-    assert torch.equal(brain.run({"in": spikes})["out"], clone.run({"in": spikes})["out"])
+    moved = _stdp_brain(2, seed=98)
+    moved.load_state_dict(brain.state_dict())
+    moved.to("cpu")
+    for k in range(3):
+        spikes = _input_spikes(10, 2, 60, 0.3, 1 + k)
+        dopa = torch.randn(10, 2, generator=torch.Generator().manual_seed(k))
+        a = brain.run({"in": spikes}, dopamine=dopa)["out"]
+        assert torch.equal(a, clone.run({"in": spikes}, dopamine=dopa)["out"])
+        assert torch.equal(a, moved.run({"in": spikes}, dopamine=dopa)["out"])
+    for other in (clone, moved):
+        assert all(torch.equal(v, other.state_dict()[k]) for k, v in brain.state_dict().items())
+
+
+def test_load_state_dict_names_a_missing_or_misshapen_tensor():
+    brain = _stdp_brain(2)
+    flat = brain.state_dict()
+    with pytest.raises(KeyError, match="e.in->out"):
+        brain.load_state_dict({k: v for k, v in flat.items() if k != "e.in->out"})
+    with pytest.raises(ValueError, match="w.in->out"):
+        brain.load_state_dict({**flat, "w.in->out": flat["w.in->out"][:1]})

@@ -1,9 +1,7 @@
 """The online loop's fast code agrees with the plain code it replaces, and benchmarks/loop_speed.py runs.
 
-* the Agent's sensing (one hash for sensor spikes and tie-break noise) draws exactly
-  ``uniform(keys, counter, (K, B, N), stream) < probs`` and ``uniform(keys, counter, (B, G), stream)``;
-* a whole Agent on the brain's fused feed-forward path acts exactly as the same Agent on the general
-  engine (one substep at a time), and learns the same weights;
+* the Agent's sensing draws exactly ``uniform(keys, counter, (K, B, N), stream) < probs`` and its tie-break
+  noise ``uniform(keys, counter, (B, G), stream)`` (the kernel's equal draws: tests/test_equivalence.py);
 * the encoder's fixed-range code is bit-identical to :func:`gaussian_fields` with copies and bias neurons;
 * the benchmark prints its table and the machine-readable summary line.
 """
@@ -19,11 +17,11 @@ import pytest
 import torch
 from conftest import load_benchmark
 
-from spikegym.agents import agent as agent_module
 from spikegym.agents.agent import Agent
+from spikegym.agents.decoders import discrete_action
 from spikegym.agents.encoders import PopulationEncoder, gaussian_fields
+from spikegym.agents.spec import SENSOR_STREAM, TIE_STREAM
 from spikegym.brains.random import uniform
-from spikegym.envs import make_vector_env, reset_seeds
 from spikegym.training.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,54 +32,34 @@ SMALL = ["brain.substeps=6", "encoder.fields=5", "brain.motor_size=5", "brain.cr
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _agent(num_agents, *overrides, seed=0):
+def _agent(num_agents, *overrides, seed=0, engine=None):
     cfg = load_config(CARTPOLE, [*SMALL, *overrides])
     spec = gym.make("CartPole-v1")
     agent = Agent(cfg, spec.observation_space.low, spec.observation_space.high, spec.action_space,
-                  num_agents=num_agents, seed=seed)
+                  num_agents=num_agents, seed=seed, engine=engine)
     spec.close()
     return agent
 
 
 def test_sensing_draws_exactly_the_uniform_streams():
-    agent = _agent(3)
+    """The reference step's sensor spikes are ``uniform(keys, counter, (K, B, N), SENSOR_STREAM) < probs`` and
+    its action breaks ties with ``uniform(keys, counter, (B, G), TIE_STREAM)``, at any counter."""
+    agent = _agent(3, engine="reference")
+    spec = agent.spec
     g = torch.Generator().manual_seed(0)
     for counter in (0, 6, 4090, 4095, 123_456):
-        probs = torch.rand(3, agent.encoder.n_out, generator=g) * 0.6
-        probs[0, :5] = torch.tensor([0.0, 1.0, 2.0 ** -24, 0.5, 1 - 2.0 ** -24])
-        spikes, ties = agent._sense(probs, counter)
-        keys = agent.brain.keys
-        noise = uniform(keys, counter, (agent.K, 3, probs.shape[1]), stream=agent_module._SENSOR_STREAM)
-        assert torch.equal(spikes, (noise < probs).float())
-        assert torch.equal(ties, uniform(keys, counter, (3, 2), stream=agent_module._TIE_STREAM))
-
-
-def test_agent_on_the_fused_path_equals_the_general_engine():
-    fast, slow = _agent(4, seed=3), _agent(4, seed=3)
-    fast.fast = slow.fast = None              # the torch step: this compares the brain's engines
-    assert fast.brain._ff is not None
-    slow.brain._ff = None                     # event engine, one substep at a time
-    slow.brain._vectorizable = lambda: False
-    worlds = []
-    for _ in range(2):
-        envs = make_vector_env("CartPole-v1", 4, 0)
-        obs, _ = envs.reset(seed=reset_seeds(0, 4))
-        worlds.append([envs, obs, np.zeros(4), np.zeros(4, bool), np.zeros(4, bool)])
-    ended = 0
-    for step in range(60):
-        actions = []
-        for agent, w in zip((fast, slow), worlds):
-            actions.append(agent.step(*w[1:], global_step=step))
-            w[1], w[2], w[3], w[4], _ = w[0].step(actions[-1])
-        assert np.array_equal(actions[0], actions[1]), f"actions differ at step {step}"
-        torch.testing.assert_close(fast.last["value"], slow.last["value"], rtol=1e-5, atol=1e-6)
-        ended += int(worlds[0][3].sum() + worlds[0][4].sum())
-    assert ended > 0  # resets were exercised
-    for name in ("sensors->motor", "sensors->critic"):
-        torch.testing.assert_close(fast.brain.weights(name), slow.brain.weights(name), rtol=1e-4, atol=1e-5)
-        torch.testing.assert_close(fast.brain.eligibility(name), slow.brain.eligibility(name), rtol=1e-4, atol=1e-5)
-    for w in worlds:
-        w[0].close()
+        brain = agent.state.brain._replace(counter=torch.tensor(counter))
+        agent.state = agent.state._replace(brain=brain)
+        obs = (torch.rand(3, 4, generator=g) * 2 - 1).numpy()
+        probs, _, _ = spec.encoder.code(agent.state.encoder, torch.as_tensor(obs), K=spec.K)
+        action, info = agent.step(obs, np.zeros(3), np.zeros(3, bool), np.zeros(3, bool))
+        keys = agent.state.brain.keys
+        noise = uniform(keys, counter, (spec.K, 3, probs.shape[1]), stream=SENSOR_STREAM)
+        assert torch.equal(info.sensors, (noise < probs).float())
+        assert 0 < float(info.sensors.mean()) < 1
+        ties = uniform(keys, counter, (3, spec.n_groups), stream=TIE_STREAM)
+        assert np.array_equal(action, discrete_action(info.motor, spec.n_groups, ties).numpy())
+        assert int(agent.state.brain.counter) == counter + spec.K
 
 
 def test_fixed_range_code_is_bit_identical_to_gaussian_fields():
