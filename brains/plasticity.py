@@ -6,9 +6,8 @@ presynaptic and ``Q`` postsynaptic neurons; weights and eligibility are ``[B, P,
 
 **Factored events.** Every rule here produces its per-step synaptic event as a sum of outer products,
 ``E_t = X_t @ Y_t`` with ``X_t [B, P, r]`` and ``Y_t [B, r, Q]`` (``r`` is 1 to 3). This lets a whole
-window of steps be applied to the eligibility trace with one batched matrix product (see
-:func:`fold_window`): the "lazy neuron" path whose cost grows with activity, not with the number of
-synapses on every step.
+window of steps be applied to the eligibility trace with one batched matrix product
+(:func:`spikegym.brains.step.fold`), and the numba kernel add only the rows of inputs that spiked.
 
 Rules:
 
@@ -145,14 +144,6 @@ def critic_factors(*, pre: Tensor, post_prob: Tensor, scale: float = 1.0) -> tup
 # --------------------------------------------------------------------------- three-factor learning
 
 
-def eligibility_step(e: Tensor, x: Tensor, y: Tensor, decay: float, *, out: Optional[Tensor] = None) -> Tensor:
-    """``e <- decay * e + X @ Y``. ``e [B, P, Q]``, ``X [B, P, r]``, ``Y [B, r, Q]``.
-
-    Pure unless ``out`` is given (the stateful wrapper passes ``out=e`` to update in place).
-    """
-    return torch.baddbmm(e, x, y, beta=decay, out=out) if out is not None else torch.baddbmm(e, x, y, beta=decay)
-
-
 def bound_weights(w: Tensor, w_min: Optional[float], w_max: Optional[float], mask: Optional[Tensor]) -> Tensor:
     """Clamp to ``[w_min, w_max]`` and zero absent synapses (in place; returns ``w``)."""
     if w_min is not None or w_max is not None:
@@ -180,207 +171,6 @@ def three_factor_update(
     return bound_weights(w + dw, w_min, w_max, mask)
 
 
-#: Bytes of ``W`` plus ``e`` that one chunk of the fused CPU kernels touches: small enough to stay in the
-#: last-level cache between the chunk's elementwise passes, large enough that per-op overhead is negligible.
-CHUNK_BYTES = 16 << 20
-
-
-def synapse_chunks(w: Tensor, chunk_bytes: int = CHUNK_BYTES) -> list[tuple[slice, slice]]:
-    """Split ``[B, P, Q]`` into contiguous blocks ``(agents, rows)`` of about ``chunk_bytes / 2`` bytes each.
-
-    Whole agents are grouped while one agent fits; otherwise each agent is cut into row blocks. On
-    accelerators (no shared last-level cache to exploit, launch overhead instead) there is one block.
-    """
-    b, p, q = w.shape
-    if w.device.type != "cpu":
-        return [(slice(0, b), slice(0, p))]
-    per_row = 2 * q * w.element_size()  # W and e
-    rows = max(1, chunk_bytes // per_row)
-    if rows >= p:
-        agents = max(1, rows // p)
-        return [(slice(b0, min(b, b0 + agents)), slice(0, p)) for b0 in range(0, b, agents)]
-    return [(slice(b0, b0 + 1), slice(p0, min(p, p0 + rows))) for b0 in range(b) for p0 in range(0, p, rows)]
-
-
-def _add_events_(e: Tensor, x: Tensor, y: Tensor, decay: float) -> None:
-    """``e <- decay * e + X @ Y`` in place; for a rank of at most 4 as elementwise outer products (one pass in cache)."""
-    r = x.shape[-1]
-    if r > 4 or e.device.type != "cpu":
-        e.baddbmm_(x, y, beta=decay)
-        return
-    if decay != 1.0:
-        e.mul_(decay)
-    for k in range(r):
-        e.addcmul_(x[..., k:k + 1], y[:, k:k + 1])
-
-
-def three_factor_step_(
-    *,
-    w: Tensor,
-    e: Tensor,
-    x: Optional[Tensor],
-    y: Optional[Tensor],
-    decay: float,
-    scale: Optional[Tensor],
-    w_min: Optional[float] = None,
-    w_max: Optional[float] = None,
-    soft_bound: bool = False,
-    mask: Optional[Tensor] = None,
-    pre_next: Optional[Tensor] = None,
-    chunk_bytes: int = CHUNK_BYTES,
-) -> Optional[Tensor]:
-    """One substep of three-factor learning, **in place**, fused over cache-sized chunks.
-
-    The same maths as :func:`eligibility_step` followed by :func:`three_factor_update` and, optionally, the
-    next substep's :func:`~spikegym.brains.synapses.propagate`::
-
-        e <- decay * e + X @ Y                       (skipped when x is None)
-        W <- bound(W + scale * e)                    (skipped when scale is None)
-        return pre_next @ W                          (when pre_next is given)
-
-    Done chunk by chunk (see :func:`synapse_chunks`), so each synapse's ``W`` and ``e`` come from memory
-    once per substep: read and write of both, the minimum for this rule.
-
-    Args:
-        w, e: ``[B, P, Q]``, updated in place. x: ``[B, P, r]``; y: ``[B, r, Q]``.
-        scale: ``[B]`` per-agent ``lr * dopamine``. mask: ``[B, P, Q]`` bool or None.
-        pre_next: ``[B, P]`` presynaptic activity of the next substep.
-    Returns:
-        ``[B, Q]`` current ``pre_next @ W_new`` (unsigned), or None.
-    """
-    cur = None
-    if pre_next is not None:
-        cur = torch.zeros(w.shape[0], 1, w.shape[2], device=w.device, dtype=w.dtype)
-        pre3 = pre_next.unsqueeze(1)
-    s3 = None if scale is None else scale.view(-1, 1, 1)
-    for bs, ps in synapse_chunks(w, chunk_bytes):
-        wc, ec = w[bs, ps], e[bs, ps]
-        if x is not None:
-            _add_events_(ec, x[bs, ps], y[bs], decay)
-        if s3 is not None:
-            if soft_bound:
-                dw = ec * s3[bs]
-                wc.add_(dw.mul_(soft_bound_factor(wc, dw, w_min, w_max)))
-            else:
-                wc.addcmul_(ec, s3[bs])
-            bound_weights(wc, w_min, w_max, None if mask is None else mask[bs, ps])
-        if cur is not None:
-            cur[bs].baddbmm_(pre3[bs, :, ps], wc)
-    return None if cur is None else cur.squeeze(1)
-
-
-def fold_window(
-    *,
-    w: Tensor,
-    e: Tensor,
-    x: Tensor,
-    y: Tensor,
-    step_decays: Tensor,
-    total_decay: float,
-    event_gain: Tensor,
-    trace_gain: Tensor,
-    lr: float,
-    w_min: Optional[float] = None,
-    w_max: Optional[float] = None,
-    soft_bound: bool = False,
-    mask: Optional[Tensor] = None,
-    out: Optional[tuple[Tensor, Tensor]] = None,
-    chunk_bytes: int = CHUNK_BYTES,
-) -> tuple[Tensor, Tensor]:
-    """Apply a whole window of ``L`` steps of three-factor learning at once (exact, lazily).
-
-    With events ``E_m = X_m Y_m`` (``m = 0..L-1``), dopamine ``D_m`` after each step and eligibility
-    decay ``d`` per step, step-by-step learning gives::
-
-        e_L = d^L e_0 + sum_m d^(L-1-m) E_m
-        W_L = W_0 + lr [ c e_0 + sum_m a_m E_m ],   c = sum_j D_j d^(j+1),  a_m = sum_{j>=m} D_j d^(j-m)
-
-    so the window costs two batched products instead of ``L`` passes over ``[B, P, Q]``.
-
-    Args:
-        x: ``[B, P, rL]`` stacked factors; y: ``[B, rL, Q]``.
-        step_decays: ``d^(L-1-m)`` for each factor column ``[rL]``.
-        total_decay: ``d^L``.
-        event_gain: ``a`` per factor column ``[B, rL]``; trace_gain: ``c`` per agent ``[B]``.
-        out: pure when None; ``out=(w, e)`` updates ``w`` and ``e`` in place (no ``[B, P, Q]`` temporaries,
-            one chunked pass per tensor, see :func:`synapse_chunks`).
-    Returns:
-        ``(w_new, e_new)``; bounds (clamp or soft) are applied once, at the end of the window.
-    """
-    if out is None:
-        w_new, e_new = w.clone(), e.clone()
-    else:
-        w_new, e_new = out
-        if w_new is not w or e_new is not e:
-            raise ValueError("fold_window: out must be (w, e) themselves (in place) or None")
-    fold_window_(w=w_new, e=e_new, xa=x * event_gain.unsqueeze(1), ya=y, xs=x * step_decays, ys=y,
-                 total_decay=total_decay, trace_gain=trace_gain, lr=lr, w_min=w_min, w_max=w_max,
-                 soft_bound=soft_bound, mask=mask, chunk_bytes=chunk_bytes)
-    return w_new, e_new
-
-
-def fold_window_(
-    *,
-    w: Tensor,
-    e: Tensor,
-    xa: Tensor,
-    ya: Tensor,
-    xs: Tensor,
-    ys: Tensor,
-    total_decay: float,
-    trace_gain: Tensor,
-    lr: float,
-    w_min: Optional[float] = None,
-    w_max: Optional[float] = None,
-    soft_bound: bool = False,
-    mask: Optional[Tensor] = None,
-    chunk_bytes: int = CHUNK_BYTES,
-) -> None:
-    """The in-place core of :func:`fold_window`, with the window's products given in any factorisation::
-
-        W <- bound(W + lr (c e + Xa @ Ya)),    e <- total_decay * e + Xs @ Ys      (in this order)
-
-    ``xa [B, P, R]``, ``ya [B, R, Q]`` (``Xa Ya = sum_m a_m E_m``), ``xs``, ``ys`` likewise
-    (``Xs Ys = sum_m d^(L-1-m) E_m``); ``trace_gain`` is ``c [B]``. One chunked pass over ``W`` and ``e``
-    (see :func:`synapse_chunks`); no ``[B, P, Q]`` temporaries except with soft bounds.
-    """
-    c3 = trace_gain.view(-1, 1, 1)
-    for bs, ps in synapse_chunks(w, chunk_bytes):
-        wc, ec = w[bs, ps], e[bs, ps]
-        if soft_bound:
-            dw = torch.bmm(xa[bs, ps], ya[bs]).addcmul_(ec, c3[bs])
-            wc.add_(dw.mul_(soft_bound_factor(wc, dw, w_min, w_max)), alpha=lr)
-        else:
-            wc.addcmul_(ec, lr * c3[bs]).baddbmm_(xa[bs, ps], ya[bs], alpha=lr)
-        bound_weights(wc, w_min, w_max, None if mask is None else mask[bs, ps])
-        ec.baddbmm_(xs[bs, ps], ys[bs], beta=total_decay)
-
-
-def stdp_window_basis(*, pre_spikes: Tensor, pre_trace0: Tensor, decay: float, params: StdpParams) -> tuple[Tensor, Tensor]:
-    """A rank ``K + 1`` basis of a window's presynaptic STDP factors (pair STDP without heterosynaptic LTD).
-
-    Over ``K`` substeps the pre trace is a linear combination of its value at the start and of the spikes
-    since, ``x_m = d^m x_0 + sum_(t<m) d^(m-t) s_t``, so the stacked factors ``X [B, P, 2K]`` of
-    :func:`stdp_pre_factors` (column ``2m``: ``a_plus x_m``, ``2m+1``: ``-a_minus s_m``) equal ``basis @ mix``
-    with ``basis = [x_0, s_0, ..., s_(K-1)]``. A window product ``X G Y`` then costs rank ``K + 1`` instead of ``2K``.
-
-    Args:
-        pre_spikes: ``[K, B, P]``; pre_trace0: ``[B, P]``, the trace *before* the spikes of substep 0.
-    Returns:
-        ``basis [B, P, K + 1]``, ``mix [K + 1, 2K]``.
-    """
-    k, b, p = pre_spikes.shape
-    basis = torch.cat([pre_trace0.unsqueeze(-1), pre_spikes.permute(1, 2, 0)], dim=-1)
-    steps = torch.arange(k, device=pre_spikes.device)
-    lag = (steps.view(1, -1) - steps.view(-1, 1)).to(torch.float64)  # [t, m] = m - t
-    pows = torch.tensor(decay, dtype=torch.float64, device=pre_spikes.device) ** lag.clamp_min(0)
-    mix = torch.zeros(k + 1, k, 2, dtype=torch.float64, device=pre_spikes.device)
-    mix[0, :, 0] = params.a_plus * pows[0]  # a_plus d^m x_0
-    mix[1:, :, 0] = torch.where(lag > 0, params.a_plus * pows, torch.zeros_like(pows))  # d^(m-t) s_t, t < m
-    mix[1:, :, 1] = -params.a_minus * torch.eye(k, dtype=torch.float64, device=pre_spikes.device)
-    return basis, mix.reshape(k + 1, 2 * k).to(pre_spikes.dtype)
-
-
 # --------------------------------------------------------------------------- homeostasis
 
 
@@ -392,11 +182,6 @@ class HomeostasisParams(NamedTuple):
     tau_rate: float = 1000.0
     threshold: bool = True
     scaling: bool = False
-
-
-def rate_step(rate: Tensor, spikes: Tensor, decay: float) -> Tensor:
-    """Running estimate ``[B, N]`` of the spike probability per step."""
-    return rate * decay + spikes * (1 - decay)
 
 
 def threshold_homeostasis(*, excitability: Tensor, rate: Tensor, params: HomeostasisParams) -> Tensor:

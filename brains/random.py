@@ -19,7 +19,7 @@ The hash is split so that the per-element work is a handful of 32-bit integer op
   ``u = (a + 2**23) / 2**24``, exact in float32 and in ``[0, 1)``; a Bernoulli draw ``u < p`` is
   ``a < bernoulli_threshold(p)``, exactly. Statistical checks (uniformity of high, middle and low bits;
   correlations between neighbouring steps, neurons and agents and between all pairs of 768 columns;
-  joint Bernoulli rates) are in ``tests/test_brain_perf_paths.py``.
+  joint Bernoulli rates) are in ``tests/test_random.py``.
 
 The previous version hashed every element with two rounds of splitmix64 in int64 (about 20 int64 ops);
 this one draws the same kind of numbers (per agent, stream, neuron and step; batch- and device-invariant)

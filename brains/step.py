@@ -170,9 +170,9 @@ def _events(spec: BrainSpec, proj: Projection, pre_spikes: Tensor, pre_eff: Tens
         y = pl.stdp_post_factors(post_spikes=post, post_trace=before_post, params=proj.stdp)  # [K, B, r, Q]
         traces = (after_pre, after_post)
     elif proj.rule == "node_perturbation":
-        x, y = pre_eff.unsqueeze(-1), (post - post_prob).unsqueeze(-2)
-    else:  # critic
-        x, y = pre_eff.unsqueeze(-1), (proj.critic_scale * post_prob * (1 - post_prob)).unsqueeze(-2)
+        x, y = pl.node_perturbation_factors(pre=pre_eff, post_spikes=post, post_prob=post_prob)
+    else:
+        x, y = pl.critic_factors(pre=pre_eff, post_prob=post_prob, scale=proj.critic_scale)
     b, p, r, q = x.shape[1], x.shape[2], x.shape[3], y.shape[-1]
     x = x.permute(1, 2, 0, 3).reshape(b, p, k_steps * r)        # column k r + j
     y = (y * ahead).permute(1, 0, 2, 3).reshape(b, k_steps * r, q)

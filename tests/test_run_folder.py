@@ -309,10 +309,10 @@ class NaNPole(CartPoleEnv):
 
 def test_a_nan_observation_stops_the_run_before_it_reaches_the_agent(tmp_path):
     gym.register("NaNPole-v0", entry_point=NaNPole, max_episode_steps=500)
-    NaNPole.made = 0
     live = {}
     cfg = small_cfg(60, "env.id=NaNPole-v0", "env.vectorization=sync", "encoder.normalize=running",
                     "encoder.low=null", "encoder.high=null", "run.checkpoint_every=20", "run.log_every=20")
+    NaNPole.made = 0  # (the config check made one to read its spaces)
     with pytest.raises(NonFiniteState, match=r"non-finite observation .* agent 1's env at step \d+ \(dimensions \[1\]"):
         train(cfg, run_dir=tmp_path, callback=lambda step, agent, stats: live.update(agent=agent))
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step_20"]
@@ -437,7 +437,7 @@ def test_tensorboard_after_a_crash_and_resume_equals_an_uninterrupted_run(tmp_pa
         acc = EventAccumulator(str(run), size_guidance={"scalars": 0})
         acc.Reload()
         return {tag: [(e.step, round(e.value, 5)) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]
-                if "fps" not in tag}
+                if "fps" not in tag and tag != "time/time_elapsed"}  # wall-clock figures differ between runs
 
     full, cut = points(tmp_path / "full"), points(tmp_path / "cut")
     assert full.keys() == cut.keys()
