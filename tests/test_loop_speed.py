@@ -83,5 +83,20 @@ def test_loop_speed_benchmark_prints_table_and_summary(capsys):
     torch.set_num_threads(before)
     text = capsys.readouterr().out
     row = out["rows"][0]
-    assert row["batch"] == 4 and row["fast_path"] and row["loop"] > 0 and row["agent"] >= row["loop"]
+    assert row["batch"] == 4 and row["engine"] in ("kernel", "reference") and row["loop"] > 0
+    assert row["agent"] >= row["loop"]
     assert re.search(r"^summary: env=CartPole-v1 batch=4 agent_steps_per_s=[0-9.]+ target=30000$", text, re.M)
+
+
+def test_all_configs_mode_compares_reference_and_chosen_engine(capsys, monkeypatch):
+    bench = load_benchmark("loop_speed")
+    configs = [ROOT / "configs" / "cartpole.yaml", ROOT / "configs" / "mujoco" / "halfcheetah.yaml"]
+    monkeypatch.setattr(bench.Path, "rglob", lambda self, pattern: iter(configs))
+    out = bench.main(["--all-configs", "--batch", "2", "--steps", "40", "--segments", "2"])
+    text = capsys.readouterr().out
+    assert [r["config"] for r in out["rows"]] == ["cartpole.yaml", "mujoco/halfcheetah.yaml"]
+    for row in out["rows"]:
+        assert row["reference"] > 0 and row["chosen"] > 0 and 0 <= row["env_share"] <= 1
+    fast = sum(r["engine"] != "reference" for r in out["rows"])
+    assert re.search(rf"^summary: configs=2 fast={fast} min_speedup=[0-9.]+ cartpole_agent_steps_per_s=[0-9.]+ "
+                     r"halfcheetah_agent_steps_per_s=[0-9.]+$", text, re.M)
