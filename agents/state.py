@@ -104,8 +104,7 @@ def _from_buffers(template: AgentState, old: dict[str, Tensor]) -> dict[str, Ten
         for name in value:
             key = f"brain.{prefix}__{name.replace('->', '__')}"
             if key in old:
-                sign = -1.0 if name == "motor->motor" and kind == "w" else 1.0  # the sign lived on the projection
-                new[f"brain.{kind}.{name}"] = old[key] * sign if sign != 1.0 else old[key]
+                new[f"brain.{kind}.{name}"] = old[key]
     enc = {"rn_count": "rn_count", "rn_mean": "rn_mean", "rn_var": "rn_var", "level": "adapt_level",
            "last_input": "adapt_last_input"}
     for k, src in enc.items():

@@ -89,21 +89,34 @@ def test_every_shipped_config_runs_on_the_kernel_in_lockstep_with_the_reference(
 
 @pytest.mark.parametrize("overrides", [
     ("plasticity.w_max=0.05",),                                              # hard weight bounds
+    ("plasticity.w_max=0.05", "plasticity.soft_bound=true"),                 # soft bounds
     ("brain.homeostasis.enabled=true", "brain.homeostasis.eta=0.05"),         # threshold homeostasis
+    ("brain.homeostasis.enabled=true", "brain.homeostasis.mode=both", "brain.homeostasis.eta=0.01"),  # + scaling
     ("dopamine.mode=baseline",),
     ("novelty.surprise_gain=0.5", "novelty.surprise_shrink=0.01", "novelty.surprise_errors=punishment"),
     ("dopamine.clip=0.05", "novelty.enabled=true", "novelty.ach_gain=2.0", "novelty.decay_steps=100"),
-])
+    ("novelty.enabled=true", "novelty.mode=neurons", "novelty.ach_gain=1.0"),
+    ("encoder.adaptation.enabled=true", "encoder.adaptation.strength=4.0"),  # habituation and sensitization
+    ("brain.lateral_inhibition=0.2",),
+    ("brain.stp.enabled=true",),
+    ("brain.structural.enabled=true", "brain.structural.every=20", "brain.structural.max_density=0.6",
+     "brain.structural.prune_below=0.002", "brain.w_init_std=0.01"),
+    ("brain.neuron=lif", "plasticity.rule=stdp", "plasticity.actor_lr=0.002"),
+    ("brain.neuron=alif", "plasticity.rule=stdp", "plasticity.stdp.hetero_ltd=0.2", "brain.stp.enabled=true",
+     "brain.lateral_inhibition=0.3", "plasticity.w_max=1.0", "brain.homeostasis.enabled=true"),
+], ids=lambda o: " ".join(o))
 def test_mechanisms_on_the_kernel_in_lockstep_with_the_reference(overrides):
     lockstep("configs/cartpole.yaml", *overrides, steps=150)
 
 
-def test_the_kernel_refuses_in_one_line_what_it_cannot_run():
-    for overrides, words in [(("brain.neuron=lif",), "lif"), (("brain.stp.enabled=true",), "short-term")]:
-        cfg, envs, make = _agents("configs/cartpole.yaml", 2, *overrides)
-        envs.close()
-        with pytest.raises(ValueError, match=words):
-            make("kernel")
+def test_without_numba_auto_takes_the_reference_and_kernel_says_why(monkeypatch):
+    from spikegym.agents import kernel
+    monkeypatch.setattr(kernel, "numba", None)
+    cfg, envs, make = _agents("configs/cartpole.yaml", 2)
+    envs.close()
+    with pytest.raises(ValueError, match="cannot run this agent: numba is not installed"):
+        make("kernel")
+    with pytest.warns(UserWarning, match="takes the torch reference step .numba is not installed"):
         assert make("auto").backend.name == "reference"
 
 

@@ -1,0 +1,411 @@
+"""The numba agent step, one agent a call: what :func:`spikegym.agents.step.agent_step` computes for agent ``b``.
+
+The network is the agent's (:mod:`.spec`): ``Q`` columns, the motor population ``[0, M)`` then the critic
+``[M, Q)``; one input population of ``P`` sensors. The motor population may be memoryless escape-noise
+neurons or LIF/ALIF neurons, learn by node perturbation or pair STDP, take short-term plasticity on its input
+and inhibit itself (lateral inhibition, one substep late); the critic is memoryless escape neurons with the
+critic rule. Per agent::
+
+    sensing (kernel_sense.encode_agent) -> input spikes [K, P], the indices of those that spiked
+    per substep: short-term plasticity of the inputs; currents = rows of W of the inputs that spiked (x their
+        efficacy) + lateral inhibition of the last substep's motor spikes; neurons; traces; eligibility factors
+    value, novelty, TD error, TD surprise -> the plasticity gain; motor spike counts -> action
+    one pass over W and e: W <- scale * shrink * mask * bound(W + lr gain delta e); e <- d^K e
+    then this window's events enter e: rows of the inputs that spiked (node perturbation, critic, STDP's
+    depression), columns of the motor neurons that spiked (STDP's potentiation and heterosynaptic depression)
+    threshold homeostasis; autoreset of the fast state where the episode ended
+
+The constants (:class:`Consts`), the state views (:class:`Arrays`) and the outputs (:class:`Outs`) are
+named tuples of numpy arrays and scalars; :mod:`.kernel` builds them and calls :func:`agent_step` for every
+agent (in parallel with more than one thread).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from spikegym.brains.jit import FAST, GRID, HALF_GRID, numba
+from spikegym.brains.random import UNIT
+
+if numba is not None:
+    from spikegym.brains.jit import exp_, hash24, lerp
+
+    from .kernel_sense import encode_agent, novelty_neurons, simhash_novelty
+
+ESCAPE, LIF = 0, 2  # motor neuron models
+
+
+class Consts(NamedTuple):
+    """What the kernel reads and never changes (``Q`` columns: motor ``[0, M)``, critic ``[M, Q)``)."""
+
+    enc_work: int          # length of encode_agent's scratch
+    punish: float          # sensitize the senses where the internal reward <= -punish (inf: never)
+    sense_c1: np.ndarray   # i32 [B, P + G] hash column words of the sensors, then the tie breaks
+    sense_c2: np.ndarray
+    neuron_c1: np.ndarray  # i32 [B, Q] hash column words of the motor and critic neurons
+    neuron_c2: np.ndarray
+    bias: np.ndarray       # f32 [Q] escape neurons: p = sigmoid(slope (z + excite + bias))
+    slope: np.ndarray      # f32 [Q]
+    critic_scale: np.ndarray  # f32 [Q] (critic rule: y = c p (1 - p))
+    lr: np.ndarray         # f32 [Q]
+    ahead: np.ndarray      # f32 [K, Q]: d^(K-1-k), the eligibility decay still ahead of substep k
+    decay_k: np.ndarray    # f32 [Q]: d^K
+    w_min: np.ndarray      # f32 [Q] (-inf: none)
+    w_max: np.ndarray      # f32 [Q] (inf: none)
+    soft: np.ndarray       # bool [Q]: soft (multiplicative) bounds
+    rate_w: np.ndarray     # f32 [Q] weight of a window in the running rate
+    rate_in_w: float
+    homeo_eta: np.ndarray  # f32 [Q]: eta * K / target (0: no threshold homeostasis)
+    homeo_target: np.ndarray  # f32 [Q]
+    scale_eta: np.ndarray  # f32 [Q]: eta / target of synaptic scaling (0: none)
+    lateral_sign: float    # sign of the motor -> motor projection (-1: inhibition)
+    motor: int             # M, the motor columns
+    model: int             # the motor neurons: ESCAPE or LIF
+    alpha: float           # exp(-dt / tau_mem) of LIF membranes
+    v_rest: float
+    v_reset: float
+    v_th: float
+    t_ref: float
+    dt: float
+    theta_decay: float     # ALIF: exp(-dt / tau_theta)
+    theta_plus: float      # ALIF threshold jump (0: LIF)
+    stdp: bool             # the motor columns learn by pair STDP (else node perturbation)
+    a_plus: float
+    a_minus: float
+    hetero: float
+    pre_decay: float       # exp(-dt / tau_plus)
+    post_decay: float      # exp(-dt / tau_minus)
+    stp: bool              # short-term plasticity of the sensors -> motor synapses
+    stp_u: float           # U
+    stp_f: float           # exp(-dt / tau_f)
+    stp_d: float           # exp(-dt / tau_d)
+    motor_size: int        # neurons per action group
+    n_groups: int
+    discrete: bool
+    v_low: float
+    v_span: float
+    gamma: float
+    clip: float            # < 0: none
+    baseline: bool         # dopamine = r - running mean (else the TD error)
+    baseline_decay: float
+    failure_reward: float  # NaN: the scaled reward instead of the failure signal
+    reward_scale: float
+    novelty: int           # 0 none, 1 SimHash counts, 2 habituating novelty neurons
+    projection: np.ndarray  # f32 [P, k] (hash bits) or [P, N] (novelty neurons)
+    bit_weights: np.ndarray  # i64 [k]
+    table_size: int
+    active: int            # novelty neurons in a pattern's tag
+    nov_adapt: float       # their habituation: decay_adapt, decay_recover, strength, divisive
+    nov_recover: float
+    nov_strength: float
+    nov_divisive: bool
+    beta: float
+    ach_gain: float
+    surprise: bool
+    surprise_mode: int     # 0 |delta|, 1 disappointment, 2 punishment
+    surprise_fast: float   # 1 / fast steps
+    surprise_slow: float
+    surprise_gain: float
+    surprise_shrink: float
+
+
+class Arrays(NamedTuple):
+    """The state the kernel changes in place (numpy views of the agents' tensors; ``[B, 0]``: not there)."""
+
+    w: np.ndarray          # f32 [B, P, Q]
+    e: np.ndarray          # f32 [B, P, Q]
+    mask: np.ndarray       # bool [B, P, Q] or [B, 0, 0]
+    w_rec: np.ndarray      # f32 [B, M, M] lateral inhibition (times lateral_sign) or [B, 0, 0]
+    excite: np.ndarray     # f32 [B, Q]
+    last: np.ndarray       # f32 [B, Q]
+    rate: np.ndarray       # f32 [B, Q]
+    rate_in: np.ndarray    # f32 [B, P]
+    v: np.ndarray          # f32 [B, M] LIF membranes
+    ref: np.ndarray        # f32 [B, M] refractory ms left
+    theta: np.ndarray      # f32 [B, M] ALIF threshold offsets
+    xpre: np.ndarray       # f32 [B, P] STDP traces
+    xpost: np.ndarray      # f32 [B, M]
+    stp_u: np.ndarray      # f32 [B, P] short-term plasticity
+    stp_x: np.ndarray      # f32 [B, P]
+    rn_count: np.ndarray   # i64 [B] running normalisation
+    rn_mean: np.ndarray    # f32 [B, D]
+    rn_var: np.ndarray     # f32 [B, D]
+    level: np.ndarray      # f32 [B, F] sensory adaptation
+    last_input: np.ndarray  # f32 [B, F]
+    counts: np.ndarray     # i32 [B, T] novelty hash counts
+    nov_level: np.ndarray  # f32 [B, N] novelty neurons' habituation
+    nov_last: np.ndarray   # f32 [B, N]
+    value_prev: np.ndarray  # f32 [B]
+    learnable: np.ndarray  # bool [B]
+    reward_mean: np.ndarray  # f32 [B]
+    td_fast: np.ndarray    # f32 [B]
+    td_slow: np.ndarray    # f32 [B]
+
+
+class Outs(NamedTuple):
+    """What one call writes."""
+
+    sensors: np.ndarray    # f32 [K, B, P]
+    spikes: np.ndarray     # f32 [B, K, Q]
+    r: np.ndarray          # f32 [B] internal reward
+    delta: np.ndarray      # f32 [B]
+    value: np.ndarray      # f32 [B]
+    intrinsic: np.ndarray  # f32 [B]
+    novelty: np.ndarray    # f32 [B]
+    gain: np.ndarray       # f32 [B] plasticity gain
+    surprise: np.ndarray   # f32 [B]
+    counts: np.ndarray     # f32 [B, G] spikes per motor population
+    action: np.ndarray     # i64 [B] (discrete)
+    learnable: np.ndarray  # bool [B]: this step's dopamine was applied
+
+
+def agent_step(b, obs, reward, term, ended, learn, rows, bonus_w, c, enc, s, o):
+    """One decision of agent ``b`` (it touches only its own rows): see the module docstring."""
+    n_k, n_p, n_q, m = rows.shape[0], s.rate_in.shape[1], c.bias.shape[0], c.motor
+    one, zero = np.float32(1.0), np.float32(0.0)
+    if c.failure_reward == c.failure_reward:  # not NaN: the failure signal
+        r = c.failure_reward if term[b] else zero
+    else:
+        r = reward[b] * c.reward_scale
+
+    # --- sensing: population code with adaptation -> Bernoulli thresholds -> spikes, indices of those that spiked
+    prob_in = np.empty(n_p, np.float32)
+    thr = np.empty(n_p, np.float32)
+    bits = np.empty(max(n_p, n_q), np.int32)
+    encode_agent(obs[b], enc, s.rn_count[b:b + 1], s.rn_mean[b], s.rn_var[b], s.level[b], s.last_input[b],
+                 r <= -c.punish, True, prob_in, np.empty(c.enc_work, np.float32))
+    for i in range(n_p):
+        thr[i] = math.ceil(prob_in[i] * np.float32(GRID)) - np.float32(HALF_GRID)  # a < thr <=> uniform < p
+    active = np.empty((n_k, n_p), np.int32)
+    n_active = np.zeros(n_k, np.int32)
+    fired_in = np.zeros(n_p, np.float32)
+    for k in range(n_k):
+        row, spiked = rows[k], o.sensors[k, b]
+        for i in range(n_p):  # branch-free: vectorised
+            spiked[i] = one if hash24(c.sense_c1[b, i], c.sense_c2[b, i], row) < thr[i] else zero
+            fired_in[i] += spiked[i]
+        n = 0
+        for i in range(n_p):  # compaction without a branch
+            active[k, n] = i
+            n += np.int32(spiked[i])
+        n_active[k] = n
+    for i in range(n_p):
+        s.rate_in[b, i] = lerp(s.rate_in[b, i], fired_in[i] / np.float32(n_k), c.rate_in_w)
+
+    # --- acting, substep by substep: currents, neurons, traces, eligibility factors
+    z = np.empty(n_q, np.float32)
+    y = np.empty((n_k, n_q), np.float32)        # factor of the rows of the inputs that spiked, decay ahead in
+    eff = np.ones((n_k, n_p), np.float32)        # efficacy of each spike (short-term plasticity)
+    pre_tr = np.empty((n_k, n_p if c.stdp else 0), np.float32)  # STDP: pre traces before each substep's spikes
+    fired = np.zeros(n_q, np.float32)
+    spikes = o.spikes[b]
+    v = zero
+    for k in range(n_k):
+        spiked = o.sensors[k, b]
+        if c.stp:  # Tsodyks-Markram: facilitation and depletion of every input, the release of each spike
+            for i in range(n_p):
+                uu = c.stp_u + (s.stp_u[b, i] - c.stp_u) * c.stp_f
+                xx = one + (s.stp_x[b, i] - one) * c.stp_d
+                if spiked[i] > 0:
+                    uu = uu + c.stp_u * (one - uu)
+                rel = uu * xx * spiked[i]
+                s.stp_u[b, i], s.stp_x[b, i] = uu, xx - rel
+                eff[k, i] = rel
+        z[:] = 0.0
+        for j in range(n_active[k]):
+            i = active[k, j]
+            wr, ef = s.w[b, i], eff[k, i]
+            for q in range(m):
+                z[q] += ef * wr[q]
+            for q in range(m, n_q):
+                z[q] += wr[q]
+        if s.w_rec.shape[1]:  # lateral inhibition: the motor spikes of the substep before
+            for mm in range(m):
+                if (spikes[k - 1, mm] if k else s.last[b, mm]) > 0:
+                    wr = s.w_rec[b, mm]
+                    for q in range(m):
+                        z[q] += c.lateral_sign * wr[q]
+        if c.stdp:
+            for i in range(n_p):
+                pre_tr[k, i] = s.xpre[b, i] * c.pre_decay
+                s.xpre[b, i] = pre_tr[k, i] + spiked[i]
+        row = rows[k]
+        lo = 0 if c.model == ESCAPE else m  # escape columns: [lo, Q)
+        if c.model == LIF:
+            for q in range(m):
+                v_inf = c.v_rest + (z[q] + s.excite[b, q])
+                vv = v_inf + (s.v[b, q] - v_inf) * c.alpha
+                ready = s.ref[b, q] <= 0
+                if not ready:
+                    vv = c.v_reset
+                sp = one if ready and vv >= c.v_th + s.theta[b, q] else zero
+                if sp > 0:
+                    vv = c.v_reset
+                s.ref[b, q] = c.t_ref if sp > 0 else max(s.ref[b, q] - c.dt, zero)
+                if c.theta_plus > 0:
+                    s.theta[b, q] = s.theta[b, q] * c.theta_decay + c.theta_plus * sp
+                s.v[b, q] = vv
+                spikes[k, q] = sp
+        for q in range(lo, n_q):
+            z[q] = -c.slope[q] * (z[q] + s.excite[b, q] + c.bias[q])
+        exp_(z[lo:], bits[lo:])
+        for q in range(lo, n_q):  # escape neurons: p = sigmoid, spike when the hash's uniform lies below
+            p = one / (one + z[q])
+            sp = one if np.float32(hash24(c.neuron_c1[b, q], c.neuron_c2[b, q], row)) * np.float32(UNIT) + \
+                np.float32(0.5) < p else zero
+            spikes[k, q] = sp
+            if q >= m:
+                y[k, q] = c.critic_scale[q] * p * (one - p) * c.ahead[k, q]
+                v += p
+            elif not c.stdp:
+                y[k, q] = (sp - p) * c.ahead[k, q]
+        if c.stdp:  # depression: the post trace before this substep's spikes, on the rows of inputs that spiked
+            for q in range(m):
+                post = s.xpost[b, q] * c.post_decay
+                y[k, q] = -c.a_minus * post * c.ahead[k, q]
+                s.xpost[b, q] = post + spikes[k, q]
+        for q in range(n_q):
+            fired[q] += spikes[k, q]
+    for q in range(n_q):
+        s.last[b, q] = spikes[n_k - 1, q]
+        s.rate[b, q] = lerp(s.rate[b, q], fired[q] / np.float32(n_k), c.rate_w[q])
+    for g in range(c.n_groups):
+        cnt = zero
+        for q in range(g * c.motor_size, (g + 1) * c.motor_size):
+            cnt += fired[q]
+        o.counts[b, g] = cnt
+    if c.discrete:
+        best, best_score = 0, np.float32(-1.0)
+        for g in range(c.n_groups):
+            tie = np.float32(hash24(c.sense_c1[b, n_p + g], c.sense_c2[b, n_p + g], rows[0])) * np.float32(UNIT)
+            score = o.counts[b, g] + np.float32(0.5) * (tie + np.float32(0.5))
+            if score > best_score:
+                best, best_score = g, score
+        o.action[b] = best
+
+    # --- the dopamine about the previous decision
+    v = v / np.float32(n_k * (n_q - m)) * c.v_span + c.v_low
+    novelty = zero
+    if c.novelty == 1 and learn:  # curiosity: the pattern's hash bucket is counted
+        novelty = simhash_novelty(prob_in, c.projection, c.bit_weights, c.table_size, s.counts[b])
+    elif c.novelty == 2 and learn:  # curiosity: the tagged novelty neurons habituate
+        novelty = novelty_neurons(prob_in, c.projection, c.active, c.nov_adapt, c.nov_recover, c.nov_strength,
+                                  c.nov_divisive, s.nov_level[b], s.nov_last[b],
+                                  np.empty(c.projection.shape[1], np.float32))
+    intrinsic = c.beta * novelty * bonus_w
+    learnable = s.learnable[b]
+    if c.baseline:
+        dop = r + intrinsic - s.reward_mean[b]
+    else:
+        dop = (zero if term[b] else c.gamma * v) + (r + intrinsic) - s.value_prev[b]
+    if c.clip >= 0:
+        dop = min(max(dop, -c.clip), c.clip)
+    if not learnable:
+        dop = zero
+    gain = one + c.ach_gain * novelty if c.novelty > 0 else one
+    surprise = zero
+    if c.surprise and learn:
+        if c.surprise_mode == 0:
+            err = abs(dop)
+        elif c.surprise_mode == 1:
+            err = max(-dop, zero)
+        else:
+            err = max(-r, zero)
+        fast, slow = s.td_fast[b], s.td_slow[b]
+        if slow == 0:
+            fast, slow = err, err
+        else:
+            fast = lerp(fast, err, c.surprise_fast)
+            slow = lerp(slow, err, c.surprise_slow)
+        ratio = fast / max(slow, np.float32(1e-12)) if slow > 0 else one
+        surprise = min(max(ratio - one, zero), np.float32(4.0))
+        if learnable:
+            s.td_fast[b], s.td_slow[b] = fast, slow
+        gain += c.surprise_gain * surprise
+    if c.baseline and learn and learnable:
+        s.reward_mean[b] = c.baseline_decay * s.reward_mean[b] + (one - c.baseline_decay) * r
+    o.r[b], o.delta[b], o.value[b], o.intrinsic[b], o.novelty[b] = r, dop, v, intrinsic, novelty
+    o.gain[b], o.surprise[b], o.learnable[b] = gain, surprise, learnable
+
+    # --- learning: W <- scale * shrink * mask * bound(W + lr gain delta e); e <- d^K e; then this window's events
+    step_lr = np.empty(n_q, np.float32)
+    factor = np.ones(n_q, np.float32)  # synaptic scaling and the surprised agent's shrink, per column
+    shrink = max(one - c.surprise_shrink * surprise, zero) if c.surprise_shrink > 0 and learn else one
+    for q in range(n_q):
+        step_lr[q] = dop * gain * c.lr[q] if learn else zero
+        if learn and c.scale_eta[q] > 0:
+            factor[q] = max(one + c.scale_eta[q] * (c.homeo_target[q] - s.rate[b, q]), zero)
+        if q < m:
+            factor[q] *= shrink
+    masked = s.mask.shape[1] > 0
+    wb, eb = s.w[b], s.e[b]
+    for i in range(n_p):
+        wr, er = wb[i], eb[i]
+        for q in range(n_q):
+            dw = step_lr[q] * er[q]
+            if c.soft[q]:
+                span = c.w_max[q] - c.w_min[q]
+                dw *= (c.w_max[q] - wr[q]) / span if dw > 0 else (wr[q] - c.w_min[q]) / span
+            wq = min(max(wr[q] + dw, c.w_min[q]), c.w_max[q]) * factor[q]
+            wr[q] = wq * s.mask[b, i, q] if masked else wq
+            er[q] *= c.decay_k[q]
+    if s.w_rec.shape[1]:
+        for mm in range(m):
+            for q in range(m):
+                s.w_rec[b, mm, q] *= factor[q]
+    for k in range(n_k):  # rows of the inputs that spiked: node perturbation and critic (x efficacy), STDP's LTD
+        for j in range(n_active[k]):
+            i = active[k, j]
+            er, ef = eb[i], one if c.stdp else eff[k, i]
+            for q in range(m):
+                er[q] += y[k, q] * ef * (s.mask[b, i, q] if masked else one)
+            for q in range(m, n_q):
+                er[q] += y[k, q]
+    if c.stdp:  # columns of the motor neurons that spiked: potentiation and heterosynaptic depression
+        for k in range(n_k):
+            for q in range(m):
+                if spikes[k, q] > 0:
+                    d = c.ahead[k, q]
+                    for i in range(n_p):
+                        pre = pre_tr[k, i]
+                        add = d * (c.a_plus * pre - c.hetero * (one - min(pre, one)))
+                        eb[i, q] += add * s.mask[b, i, q] if masked else add
+    if learn:  # threshold homeostasis, once per window
+        for q in range(n_q):
+            s.excite[b, q] += c.homeo_eta[q] * (c.homeo_target[q] - s.rate[b, q])
+
+    # --- autoreset: the next env step only resets this agent, so forget this decision
+    if ended[b]:
+        eb[:, :] = 0.0
+        s.last[b, :] = 0.0
+        s.v[b, :] = c.v_rest
+        s.ref[b, :] = 0.0
+        s.theta[b, :] = 0.0
+        s.xpre[b, :] = 0.0
+        s.xpost[b, :] = 0.0
+        s.stp_u[b, :] = c.stp_u
+        s.stp_x[b, :] = 1.0
+        if enc.adapt:
+            s.level[b, :] = 0.0
+            s.last_input[b, :] = 0.0
+    s.learnable[b] = not ended[b]
+    s.value_prev[b] = v
+
+
+def step_all(obs, reward, term, ended, learn, rows, bonus_w, c, enc, s, o):
+    """One decision of every agent (in parallel in the parallel build: agents are independent).
+
+    ``c``: :class:`Consts`, ``enc``: :class:`~spikegym.agents.kernel_sense.EncoderConsts` (apart: numba's
+    parallel loops take a flat tuple of arrays, not a nested one), ``s``: :class:`Arrays`, ``o``: :class:`Outs`.
+    """
+    for b in numba.prange(obs.shape[0]):
+        agent_step(b, obs, reward, term, ended, learn, rows, bonus_w, c, enc, s, o)
+
+
+if numba is not None:
+    # numba's parallel loops lose writes into arrays held by a tuple argument: the body is a function of its own,
+    # which step_all (compiled by .kernel, serial and parallel) calls
+    agent_step = numba.njit(cache=True, **FAST)(agent_step)
