@@ -68,7 +68,7 @@ def run_population(seed, steps=200, num_agents=2):
     cfg = cartpole_cfg("encoder.adaptation.enabled=true")
     agent, world = make_agent(cfg, num_agents, seed=seed), Driver(num_agents, seed=0)
     actions = []
-    for t in range(steps):
+    for _t in range(steps):
         a, _ = agent.step(*world.inputs())
         actions.append(a.copy())
         world.step(a)
@@ -137,7 +137,7 @@ def test_select_is_an_independent_copy():
     cfg = cartpole_cfg()
     batch = make_agent(cfg, 2)
     world = Driver(2)
-    for t in range(5):
+    for _t in range(5):
         world.step(batch.step(*world.inputs())[0])
     before = {k: v.clone() for k, v in batch.state_dict().items()}
     picked = batch.select(0)
@@ -155,7 +155,7 @@ def warm_pair(cfg, B, steps=20):
     """Two identical populations driven by the same inputs for ``steps`` steps (state nonzero)."""
     a, twin = make_agent(cfg, B), make_agent(cfg, B)
     world = Driver(B)
-    for t in range(steps):
+    for _t in range(steps):
         act, _ = a.step(*world.inputs())
         np.testing.assert_array_equal(act, twin.step(*world.inputs())[0])
         world.step(act)
@@ -284,7 +284,7 @@ def test_continuous_actions_stay_inside_the_box():
     agent = Agent(cfg, obs_space.low, obs_space.high, space, num_agents=B, seed=0)
     rng = np.random.default_rng(0)
     acts = []
-    for t in range(150):
+    for _t in range(150):
         obs = rng.uniform(obs_space.low, obs_space.high, size=(B, 3)).astype(np.float32)
         a, _ = agent.step(obs, rng.normal(size=B), np.zeros(B, bool), rng.random(B) < 0.05)
         assert a.shape == (B, 2)
@@ -360,7 +360,7 @@ def test_learn_false_changes_no_weight_and_no_excitability():
     def run(learn):
         agent, world = make_agent(cfg, 2), Driver(2)
         before = {k: v.clone() for k, v in agent.state_dict().items() if k.startswith(slow)}
-        for t in range(40):
+        for _t in range(40):
             a, _ = agent.step(*world.inputs(), learn=learn)
             world.step(a)
         after = agent.state_dict()
