@@ -14,6 +14,7 @@ from gymnasium import spaces
 
 from spikegym.agents.agent import Agent
 from spikegym.agents.decoders import continuous_action
+from spikegym.brains.state import FAST, reset_values
 from spikegym.envs import make_vector_env, reset_seeds
 from spikegym.training.config import load_config
 from spikegym.training.loop import train
@@ -22,6 +23,7 @@ CARTPOLE = Path(__file__).resolve().parents[1] / "configs" / "cartpole.yaml"
 # Small but complete brains: every mechanism of the CartPole config, fewer neurons and substeps.
 SMALL = ["brain.substeps=5", "encoder.fields=4", "brain.motor_size=6", "brain.critic_size=6"]
 PROJS = ("sensors->motor", "sensors->critic")
+W = "brain.w.sensors->motor"
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -66,8 +68,8 @@ def run_population(seed, steps=200, num_agents=2):
     cfg = cartpole_cfg("encoder.adaptation.enabled=true")
     agent, world = make_agent(cfg, num_agents, seed=seed), Driver(num_agents, seed=0)
     actions = []
-    for t in range(steps):
-        a = agent.step(*world.inputs(), global_step=t)
+    for _t in range(steps):
+        a, _ = agent.step(*world.inputs())
         actions.append(a.copy())
         world.step(a)
     return np.array(actions), agent.state_dict()
@@ -81,11 +83,11 @@ def test_same_seed_same_actions_and_weights_different_seed_differs():
     for k in state1:
         assert torch.equal(state1[k], state2[k]), k
     # the agents did learn something (otherwise equal weights would prove little)
-    assert state1["brain.w__sensors__motor"].abs().sum() > 0
+    assert state1[W].abs().sum() > 0
 
     acts3, state3 = run_population(seed=4, steps=50)
     assert not np.array_equal(acts1[:50], acts3)
-    assert not torch.equal(state1["brain.w__sensors__motor"], state3["brain.w__sensors__motor"])
+    assert not torch.equal(state1[W], state3[W])
 
 
 # --------------------------------------------------------------------------- batched == alone
@@ -104,14 +106,14 @@ def test_agent_in_a_batch_equals_agent_alone_with_learning():
     for t in range(100):
         obs, r, term, trunc = world.inputs()
         ended += int((term | trunc).sum())
-        a = batch.step(obs, r, term, trunc, global_step=t)
+        a, _ = batch.step(obs, r, term, trunc)
         for i, single in enumerate(alone):
-            ai = single.step(obs[i:i + 1], r[i:i + 1], term[i:i + 1], trunc[i:i + 1], global_step=t)
+            ai, _ = single.step(obs[i:i + 1], r[i:i + 1], term[i:i + 1], trunc[i:i + 1])
             assert ai[0] == a[i], f"agent {i} differs at step {t}"
         world.step(a)
     assert ended > 0  # episode ends (and so masked resets) happened during the comparison
     mine = per_agent(batch.state_dict(), B)
-    assert "brain.w__sensors__motor" in mine and "brain.e__sensors__critic" in mine
+    assert W in mine and "brain.e.sensors->critic" in mine
     for i, single in enumerate(alone):
         theirs = single.state_dict()
         for k, v in mine.items():
@@ -122,11 +124,11 @@ def test_agent_in_a_batch_equals_agent_alone_with_learning():
     picked = batch.select(1)
     for t in range(100, 150):
         obs, r, term, trunc = world.inputs()
-        a = batch.step(obs, r, term, trunc, global_step=t)
-        a1 = picked.step(obs[1:2], r[1:2], term[1:2], trunc[1:2], global_step=t)
+        a, _ = batch.step(obs, r, term, trunc)
+        a1, _ = picked.step(obs[1:2], r[1:2], term[1:2], trunc[1:2])
         assert a1[0] == a[1], f"select(1) differs at step {t}"
         world.step(a)
-    torch.testing.assert_close(picked.brain.weights("sensors->motor"), batch.brain.weights("sensors->motor")[1:2],
+    torch.testing.assert_close(picked.weights("sensors->motor"), batch.weights("sensors->motor")[1:2],
                                rtol=1e-5, atol=1e-6)
 
 
@@ -135,13 +137,13 @@ def test_select_is_an_independent_copy():
     cfg = cartpole_cfg()
     batch = make_agent(cfg, 2)
     world = Driver(2)
-    for t in range(5):
-        world.step(batch.step(*world.inputs(), global_step=t))
+    for _t in range(5):
+        world.step(batch.step(*world.inputs())[0])
     before = {k: v.clone() for k, v in batch.state_dict().items()}
     picked = batch.select(0)
     for t in range(5):
         picked.step(world.obs[:1], np.ones(1), np.array([t == 2]), np.zeros(1, bool))
-    assert int(picked.state["steps"]) == int(before["agent.steps"]) + 5
+    assert int(picked.state.steps) == int(before["steps"]) + 5
     for k, v in batch.state_dict().items():
         assert torch.equal(v, before[k]), k
 
@@ -153,9 +155,9 @@ def warm_pair(cfg, B, steps=20):
     """Two identical populations driven by the same inputs for ``steps`` steps (state nonzero)."""
     a, twin = make_agent(cfg, B), make_agent(cfg, B)
     world = Driver(B)
-    for t in range(steps):
-        act = a.step(*world.inputs(), global_step=t)
-        np.testing.assert_array_equal(act, twin.step(*world.inputs(), global_step=t))
+    for _t in range(steps):
+        act, _ = a.step(*world.inputs())
+        np.testing.assert_array_equal(act, twin.step(*world.inputs())[0])
         world.step(act)
     return a, twin, world
 
@@ -179,56 +181,58 @@ def test_masked_reset_when_an_episode_ends(brain):
 
     a.step(obs, zero, term, no)
     twin.step(obs, zero, no, no)
-    brain = a.brain
     for proj in PROJS:
-        assert torch.count_nonzero(brain.eligibility(proj)[j]) == 0, proj
-        assert torch.count_nonzero(twin.brain.eligibility(proj)[j]) > 0, proj  # it would not have been zero
-        assert torch.count_nonzero(brain.eligibility(proj)[others]) > 0
-    fast = {"u", "last", "v", "ref", "theta", "xpre", "xpost", "e"}
-    for name, buf in brain.named_buffers():
-        kind = name.split("__")[0]
-        if kind in fast:
-            assert torch.count_nonzero(buf[j]) == 0, name
-        elif kind == "stpx":  # vesicles recovered
-            assert bool((buf[j] == 1).all()) and not bool((twin.brain.get_buffer(name)[j] == 1).all()), name
-    kinds = {name.split("__")[0] for name, _ in brain.named_buffers()}
-    assert kinds >= ({"v", "ref", "xpre", "xpost", "e", "stpx"} if cfg.brain.neuron == "lif" else {"u", "e"})
-    live = {name for name, buf in twin.brain.named_buffers() if name.split("__")[0] in fast and torch.count_nonzero(buf[j])}
+        assert torch.count_nonzero(a.eligibility(proj)[j]) == 0, proj
+        assert torch.count_nonzero(twin.eligibility(proj)[j]) > 0, proj  # it would not have been zero
+        assert torch.count_nonzero(a.eligibility(proj)[others]) > 0
+    start = reset_values(a.spec.brain)  # the value each fast tensor takes at an episode's start
+    live = set()
+    for kind in FAST:
+        for name, t in getattr(a.state.brain, kind).items():
+            t = t.float()
+            assert bool((t[j] == start[kind][name]).all()), f"{kind}[{name}]"
+            if not bool((getattr(twin.state.brain, kind)[name][j].float() == start[kind][name]).all()):
+                live.add(f"{kind}[{name}]")
+    present = {kind for kind in FAST if getattr(a.state.brain, kind)}
+    # (the CartPole config's escape neurons are memoryless: no membrane, their fast state is the last spikes)
+    assert present >= ({"v", "refractory", "xpre", "xpost", "e", "stp_x"} if cfg.brain.neuron == "lif" else {"last", "e"})
     assert len(live) >= 3, live  # there was fast state to reset (the twin still has it)
-    assert torch.count_nonzero(a.encoder.adapt_level[j]) == 0
-    assert torch.count_nonzero(twin.encoder.adapt_level[j]) > 0
-    assert not bool(a.state["learnable"][j]) and bool(a.state["learnable"][others].all())
+    if cfg.brain.stp.enabled:
+        assert any(k.startswith("stp_x") for k in live), live  # vesicles recovered where the twin's were spent
+    assert torch.count_nonzero(a.state.encoder.level[j]) == 0
+    assert torch.count_nonzero(twin.state.encoder.level[j]) > 0
+    assert not bool(a.state.critic.learnable[j]) and bool(a.state.critic.learnable[others].all())
     mine, theirs = per_agent(a.state_dict(), B), per_agent(twin.state_dict(), B)
     for k in mine:
         assert torch.equal(mine[k][others], theirs[k][others]), k
 
     # The reset step (its action is ignored by the env): no learning for j, normal learning for the others.
-    w_before = {p: brain.weights(p)[j].clone() for p in PROJS}
-    twin_before = {p: twin.brain.weights(p)[j].clone() for p in PROJS}
+    w_before = {p: a.weights(p)[j].clone() for p in PROJS}
+    twin_before = {p: twin.weights(p)[j].clone() for p in PROJS}
     new_obs = obs + 0.01
-    a.step(new_obs, zero, no, no)
-    twin.step(new_obs, zero, no, no)
-    assert a.last["delta"][j] == 0 and not bool(a.last["learnable"][j])
-    assert twin.last["delta"][j] != 0
+    _, info = a.step(new_obs, zero, no, no)
+    _, twin_info = twin.step(new_obs, zero, no, no)
+    assert info.delta[j] == 0 and not bool(info.learnable[j])
+    assert twin_info.delta[j] != 0
     for p in PROJS:
-        assert torch.equal(brain.weights(p)[j], w_before[p]), p
-        assert not torch.equal(twin.brain.weights(p)[j], twin_before[p]), p  # the twin did learn
+        assert torch.equal(a.weights(p)[j], w_before[p]), p
+        assert not torch.equal(twin.weights(p)[j], twin_before[p]), p  # the twin did learn
     mine, theirs = per_agent(a.state_dict(), B), per_agent(twin.state_dict(), B)
     for k in mine:
         assert torch.equal(mine[k][others], theirs[k][others]), k
-    assert bool(a.state["learnable"].all())  # learning resumes on the step after
+    assert bool(a.state.critic.learnable.all())  # learning resumes on the step after
 
 
 @pytest.mark.parametrize("failure_reward", [None, -1.0])
 def test_truncation_bootstraps_termination_does_not(failure_reward):
-    """delta = r + gamma V(s') - V(s) on truncation, r - V(s) on termination (V from agent.last/state)."""
+    """delta = r + gamma V(s') - V(s) on truncation, r - V(s) on termination (V from the step info and the critic state)."""
     cfg = cartpole_cfg(f"env.failure_reward={'null' if failure_reward is None else failure_reward}",
                        "dopamine.gamma=0.9")
     a, _, world = warm_pair(cfg, 2, steps=8)
-    v_prev = a.state["value_prev"].clone()
+    v_prev = a.state.critic.value_prev.clone()
     env_reward = np.array([0.5, 0.5])
-    a.step(world.obs, env_reward, np.array([True, False]), np.array([False, True]))
-    v, delta = a.last["value"], a.last["delta"]
+    _, info = a.step(world.obs, env_reward, np.array([True, False]), np.array([False, True]))
+    v, delta = info.value, info.delta
     if failure_reward is None:  # the env reward (x reward_scale) is the internal reward
         r_term, r_trunc = 0.5, 0.5
     else:  # Barto et al.: the failure signal on termination, 0 otherwise (truncation is no failure)
@@ -236,8 +240,8 @@ def test_truncation_bootstraps_termination_does_not(failure_reward):
     assert abs(float(v[1])) > 1e-3  # the bootstrap term is visible
     torch.testing.assert_close(delta[0], r_term - v_prev[0])
     torch.testing.assert_close(delta[1], r_trunc + 0.9 * v[1] - v_prev[1])
-    assert not bool(a.state["learnable"].any())  # both episodes ended: neither learns from the reset step
-    lo, hi = a.value_low, a.value_high
+    assert not bool(a.state.critic.learnable.any())  # both episodes ended: neither learns from the reset step
+    lo, hi = a.spec.value_low, a.spec.value_high
     assert bool(((v >= lo) & (v <= hi)).all())
 
 
@@ -248,11 +252,11 @@ def test_value_init_is_the_first_value(value_init):
                        f"dopamine.value_init={value_init}", "brain.w_init_std=0.0")
     a = make_agent(cfg, 3)
     world = Driver(3)
-    a.step(*world.inputs())
-    torch.testing.assert_close(a.last["value"], torch.full((3,), value_init), atol=1e-5, rtol=0)
+    _, info = a.step(*world.inputs())
+    torch.testing.assert_close(info.value, torch.full((3,), value_init), atol=1e-5, rtol=0)
     plain = make_agent(cartpole_cfg("dopamine.value_low=-1.5", "dopamine.value_high=0.5", "brain.w_init_std=0.0"), 3)
-    plain.step(*world.inputs())  # without it the bias is brain.critic_bias = 0: p = 1/2, V = the middle of the range
-    torch.testing.assert_close(plain.last["value"], torch.full((3,), -0.5), atol=1e-5, rtol=0)
+    _, info = plain.step(*world.inputs())  # without it the bias is brain.critic_bias = 0: p = 1/2, V = the middle of the range
+    torch.testing.assert_close(info.value, torch.full((3,), -0.5), atol=1e-5, rtol=0)
 
 
 # --------------------------------------------------------------------------- continuous actions
@@ -280,9 +284,9 @@ def test_continuous_actions_stay_inside_the_box():
     agent = Agent(cfg, obs_space.low, obs_space.high, space, num_agents=B, seed=0)
     rng = np.random.default_rng(0)
     acts = []
-    for t in range(150):
+    for _t in range(150):
         obs = rng.uniform(obs_space.low, obs_space.high, size=(B, 3)).astype(np.float32)
-        a = agent.step(obs, rng.normal(size=B), np.zeros(B, bool), rng.random(B) < 0.05, global_step=t)
+        a, _ = agent.step(obs, rng.normal(size=B), np.zeros(B, bool), rng.random(B) < 0.05)
         assert a.shape == (B, 2)
         assert all(space.contains(row) for row in a), a
         acts.append(a)
@@ -351,17 +355,18 @@ def test_learn_false_changes_no_weight_and_no_excitability():
     cfg = cartpole_cfg("brain.homeostasis.enabled=true", "brain.homeostasis.mode=both",
                        "brain.structural.enabled=true", "brain.structural.every=5",
                        "novelty.enabled=true")
-    slow = ("brain.w__", "brain.excite__", "brain.mask__", "novelty.")
+    slow = ("brain.w.", "brain.excite.", "brain.mask.", "novelty.")
 
     def run(learn):
         agent, world = make_agent(cfg, 2), Driver(2)
         before = {k: v.clone() for k, v in agent.state_dict().items() if k.startswith(slow)}
-        for t in range(40):
-            a = agent.step(*world.inputs(), learn=learn, global_step=t)
+        for _t in range(40):
+            a, _ = agent.step(*world.inputs(), learn=learn)
             world.step(a)
         after = agent.state_dict()
         return [k for k in before if not torch.equal(before[k], after[k])]
 
     assert run(learn=False) == []
     changed = run(learn=True)
-    assert any(k.startswith("brain.w__") for k in changed) and any(k.startswith("brain.excite__") for k in changed)
+    assert any(k.startswith("brain.w.") for k in changed) and any(k.startswith("brain.excite.") for k in changed)
+    assert any(k.startswith("brain.mask.") for k in changed) and any(k.startswith("novelty.") for k in changed)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from spikegym.agents.step import StepInfo
 from spikegym.envs import TaskSchedule, make_vector_env, reset_seeds
 from spikegym.training import tags as T
 from spikegym.training.continual import ContinualTracker, continual_summary, episode_phases
@@ -24,13 +25,9 @@ ENTERED = [{0: 0, 1: 41, 2: 81}, {0: 0, 1: 46, 2: 91}]
 SURPRISE_WINDOW = 5
 
 
-class FakeAgent:
-    """Just what the tracker reads: a novelty detector (any object) and ``last["novelty"]``."""
-
-    novelty = object()
-
-    def __init__(self):
-        self.last = {}
+def step_info(novelty):
+    """The agent step's record as the loop passes it: only the novelty signal is set (curiosity on)."""
+    return StepInfo(*[None] * len(StepInfo._fields))._replace(novelty=torch.tensor(novelty))
 
 
 def novelty_at(step, b):
@@ -56,10 +53,8 @@ def stream(until=120):
 def fed(until=120, **kw):
     tr = ContinualTracker(SCHEDULE, 2, total_steps=120, env_id="CartPole-v1", window=1,
                           surprise_window=SURPRISE_WINDOW, **kw)
-    agent = FakeAgent()
     for step, info, nov in stream(until):
-        agent.last = {"novelty": torch.tensor(nov)}
-        tr.update(step, info, agent)
+        tr.update(step, info, step_info(nov))
     return tr
 
 

@@ -345,33 +345,47 @@ def test_config_defaults_through_the_agent_give_the_aplysia_curves():
                              "brain.motor_size=2", "brain.critic_size=2"])
     a = cfg.encoder.adaptation
     agent = Agent(cfg, [-1.0, -1.0], [1.0, 1.0], gym.spaces.Discrete(2), num_agents=2, seed=0)
-    enc, K = agent.encoder, agent.K
+    enc, K = agent.spec.encoder, agent.spec.K
     dt = K * cfg.brain.dt / 1000.0
     j = cfg.encoder.fields // 2  # the field centred on 0
     col = j * cfg.encoder.neurons_per_field
     touch = torch.zeros(2, 2)  # both dimensions at a field centre: drive 1
     rest = torch.full((2, 2), -1.0)  # seven field widths away: drive ~1e-11
+    state = agent.state.encoder
+
+    def probe(x, sensitize=None):
+        nonlocal state
+        p, state, _ = enc.code(state, x, K=K, sensitize=sensitize)
+        return p
+
+    # the agent's own step adapts its encoder state exactly as the pure code does
+    z, f = np.zeros(2), np.zeros(2, bool)
+    agent.step(touch.numpy(), z, f, f)
+    probe(touch)
+    torch.testing.assert_close(agent.state.encoder.level, state.level, rtol=1e-5, atol=1e-7)  # (kernel: float rounding)
+    assert float(state.level.max()) > 0.01
+    state = agent.spec.encoder.initial_state(2)
 
     resp = []
     for n in range(1, 11):
-        resp.append(enc.probabilities(touch, K=K)[:, col])
-        assert enc.adapt_level[0, j].item() == pytest.approx(1 - math.exp(-n * dt / a.tau_adapt), rel=1e-5)
+        resp.append(probe(touch)[:, col])
+        assert state.level[0, j].item() == pytest.approx(1 - math.exp(-n * dt / a.tau_adapt), rel=1e-5)
     first = resp[0]
     assert torch.equal(first, torch.full((2,), cfg.encoder.max_prob))  # the first touch: full response
     assert bool((resp[9] <= 0.5 * first).all())
 
-    peak = enc.adapt_level[0, j].item()
+    peak = state.level[0, j].item()
     rest_steps = round(3.0 / dt)
     for m in range(1, rest_steps + 1):
-        enc.probabilities(rest, K=K)
-        assert enc.adapt_level[0, j].item() == pytest.approx(peak * math.exp(-m * dt / a.tau_recover), rel=1e-4, abs=1e-9)
-    assert bool((enc.probabilities(touch, K=K)[:, col] >= 0.9 * first).all())
+        probe(rest)
+        assert state.level[0, j].item() == pytest.approx(peak * math.exp(-m * dt / a.tau_recover), rel=1e-4, abs=1e-9)
+    assert bool((probe(touch)[:, col] >= 0.9 * first).all())
 
     for _ in range(10):
-        enc.probabilities(touch, K=K)
-    probe = enc.probabilities(touch, K=K, sensitize=torch.tensor([True, False]))[:, col]
-    assert probe[0].item() >= 0.8 * first[0].item()  # the sensitized agent responds again at once
-    assert probe[1].item() <= 0.5 * first[1].item()  # its neighbour stays habituated
+        probe(touch)
+    sensed = probe(touch, sensitize=torch.tensor([True, False]))[:, col]
+    assert sensed[0].item() >= 0.8 * first[0].item()  # the sensitized agent responds again at once
+    assert sensed[1].item() <= 0.5 * first[1].item()  # its neighbour stays habituated
 
 
 # ---- conjunctive 2-D fields ------------------------------------------------------------------

@@ -82,8 +82,11 @@ def test_shipped_config_builds_an_agent_whose_actions_fit_the_body(env_id):
     obs = np.stack([obs, 10 * obs, -100 * np.ones_like(obs)])  # and far outside any coded range
     zeros = np.zeros(3)
     for w in (0.0, 50.0, -50.0):
-        agent.brain.weights("sensors->motor").fill_(w)
-        a = agent.step(obs, zeros, zeros.astype(bool), zeros.astype(bool), learn=False)
+        flat = agent.state_dict()
+        flat["brain.w.sensors->motor"] = torch.full_like(flat["brain.w.sensors->motor"], w)
+        agent.load_state_dict(flat)
+        a, _ = agent.step(obs, zeros, zeros.astype(bool), zeros.astype(bool), learn=False)
+        assert bool((agent.weights("sensors->motor") == w).all())  # learn=False: the extremes held
         assert a.shape == (3, *act_space.shape) and np.isfinite(a).all()
         assert (a >= act_space.low).all() and (a <= act_space.high).all(), (w, a)
 
@@ -122,11 +125,11 @@ def test_smoke_run_learns_online_and_leaves_a_complete_run_folder(run):
     _, agent, envs, step = load_run(run_dir)
     envs.close()
     assert step == 200
-    w = agent.brain.weights("sensors->motor")
-    assert w.shape == (3, agent.encoder.n_out, 2 * cfg.brain.motor_size)
+    w = agent.weights("sensors->motor")
+    assert w.shape == (3, agent.spec.encoder.n_out, 2 * cfg.brain.motor_size)
     assert bool(torch.isfinite(w).all()) and float(w.abs().max()) > 0  # starts at zero: it learned something
     assert not torch.equal(w[0], w[1])  # independent agents, independent weights
-    for name, t in agent.brain.state_dict().items():
+    for name, t in agent.state_dict().items():
         assert not t.is_floating_point() or bool(torch.isfinite(t).all()), name
     acc = _events(run_dir)
     scalars = acc.Tags()["scalars"]

@@ -224,39 +224,43 @@ def test_agent_hashes_the_noiseless_pattern_and_counts_per_agent():
     batched, alone = _curious_agent(2, beta=beta, ach=ach), _curious_agent(1, beta=beta, ach=ach)
     fixed = np.array([-0.5, 0.01], dtype=np.float32)
     others = _obs_stream(30, seed=1)
-    gains = []
-    batched.brain.learn = lambda d, gain=None: gains.append(gain.clone())
     z2, f2 = np.zeros(2), np.zeros(2, bool)
     for n in range(1, 31):
-        batched.step(np.stack([fixed, others[n - 1]]), z2, f2, f2)
-        alone.step(others[n - 1][None], np.zeros(1), np.zeros(1, bool), np.zeros(1, bool))
-        intrinsic, novelty = batched.last["intrinsic"], batched.last["novelty"]
+        _, info = batched.step(np.stack([fixed, others[n - 1]]), z2, f2, f2)
+        _, info1 = alone.step(others[n - 1][None], np.zeros(1), np.zeros(1, bool), np.zeros(1, bool))
+        intrinsic, novelty = info.intrinsic, info.novelty
         assert intrinsic[0].item() == pytest.approx(beta / math.sqrt(n), rel=1e-6)
-        assert intrinsic[1].item() == pytest.approx(alone.last["intrinsic"][0].item(), rel=1e-6)
+        assert intrinsic[1].item() == pytest.approx(info1.intrinsic[0].item(), rel=1e-6)
         # acetylcholine: plasticity gain 1 + ach_gain * novelty, per agent
-        torch.testing.assert_close(gains[-1], 1.0 + ach * novelty)
-    assert len({round(v, 6) for v in batched.last["intrinsic"].tolist()}) == 2
-    assert int((batched.novelty.counts[0] > 0).sum()) == 1  # one state, one bucket
-    assert int((batched.novelty.counts[1] > 0).sum()) > 5
+        torch.testing.assert_close(info.ach_gain, 1.0 + ach * novelty)
+    assert len({round(v, 6) for v in info.intrinsic.tolist()}) == 2
+    counts = batched.state.novelty["counts"]
+    assert int((counts[0] > 0).sum()) == 1  # one state, one bucket
+    assert int((counts[1] > 0).sum()) > 5
 
 
 def test_agent_adds_the_weighted_bonus_to_dopamine():
-    """delta = r + w(t) * bonus + gamma V(s') - V(s), with w(t) = 1 - t / decay_steps."""
-    agent = _curious_agent(2, beta=0.4, decay_steps=100)
+    """delta = r + w(t) * bonus + gamma V(s') - V(s), with w(t) = 1 - t / decay_steps (t: the agents' own
+    decisions so far), down to 0 and no lower."""
+    agent = _curious_agent(2, beta=0.4, decay_steps=10)
     obs = _obs_stream(12, seed=2)
     reward = np.array([-1.0, -1.0])
     f = np.zeros(2, bool)
     gamma, scale = agent.cfg.dopamine.gamma, agent.cfg.env.reward_scale
     for t in range(12):
-        v_prev = agent.state["value_prev"].clone()
-        agent.step(obs[t : t + 1].repeat(2, 0), reward, f, f, global_step=10 * t)
-        last = agent.last
-        bonus = 0.4 * last["novelty"]
-        torch.testing.assert_close(last["intrinsic"], bonus * max(0.0, 1 - 10 * t / 100))
-        torch.testing.assert_close(last["extrinsic"], torch.full((2,), -1.0 * scale))
+        v_prev = agent.state.critic.value_prev.clone()
+        assert int(agent.state.steps) == t
+        _, last = agent.step(obs[t : t + 1].repeat(2, 0), reward, f, f)
+        bonus = 0.4 * last.novelty
+        assert bool((bonus > 0).all())
+        torch.testing.assert_close(last.intrinsic, bonus * max(0.0, 1 - t / 10))
+        torch.testing.assert_close(last.extrinsic, torch.full((2,), -1.0 * scale))
         if t > 0:  # the first call has no previous decision to learn from
-            expected = last["extrinsic"] + last["intrinsic"] + gamma * last["value"] - v_prev
-            torch.testing.assert_close(last["delta"], expected, rtol=1e-5, atol=1e-6)
+            expected = last.extrinsic + last.intrinsic + gamma * last.value - v_prev
+            torch.testing.assert_close(last.delta, expected, rtol=1e-5, atol=1e-6)
+        else:
+            assert bool((last.delta == 0).all())
+    assert bool((last.intrinsic == 0).all())  # past decay_steps the bonus is off
 
 
 def test_training_logs_intrinsic_extrinsic_and_gain(tmp_path):
@@ -324,22 +328,20 @@ def test_agent_surprise_gain_scales_learning():
                              "brain.substeps=5", "encoder.fields=7", "novelty.surprise_gain=2.0",
                              "novelty.surprise_fast_steps=3", "novelty.surprise_slow_steps=500"])
     agent = Agent(cfg, np.array([-1.2, -0.07]), np.array([0.6, 0.07]), gym.spaces.Discrete(3), num_agents=2, seed=0)
-    gains = []
-    learn = agent.brain.learn
-    agent.brain.learn = lambda d, gain=None: (gains.append(gain.clone()), learn(d, gain))
     obs, f = _obs_stream(40, seed=3), np.zeros(2, bool)
     fast, slow = torch.zeros(2), torch.zeros(2)
     for t in range(40):
         reward = np.array([-1.0, -50.0 if t >= 20 else -1.0])  # agent 1's world turns harsh at t = 20
-        agent.step(np.stack([obs[t], obs[t]]), reward, f, f)
-        d = agent.last["delta"]
-        learnable = agent.last["learnable"]
+        _, last = agent.step(np.stack([obs[t], obs[t]]), reward, f, f)
+        d = last.delta
         s, f2, s2 = td_surprise(d.abs(), fast, slow, fast_steps=3, slow_steps=500)
-        fast, slow = torch.where(learnable, f2, fast), torch.where(learnable, s2, slow)
-        torch.testing.assert_close(agent.last["surprise"], s)
-        torch.testing.assert_close(gains[-1], 1.0 + 2.0 * s)
-        assert agent.last["intrinsic"].abs().max() == 0
-    assert agent.last["surprise"][1] > 1.0 > agent.last["surprise"][0]
+        fast, slow = torch.where(last.learnable, f2, fast), torch.where(last.learnable, s2, slow)
+        torch.testing.assert_close(last.surprise, s)
+        torch.testing.assert_close(last.ach_gain, 1.0 + 2.0 * s)
+        torch.testing.assert_close(agent.state.critic.td_fast, fast)
+        torch.testing.assert_close(agent.state.critic.td_slow, slow)
+        assert last.intrinsic.abs().max() == 0
+    assert last.surprise[1] > 1.0 > last.surprise[0]
 
 
 @pytest.mark.parametrize("errors", ["absolute", "negative", "punishment"])
@@ -360,13 +362,13 @@ def test_negative_surprise_is_disappointment_only(errors):
     fast, slow = torch.zeros(2), torch.zeros(2)
     for t in range(40):
         reward = np.array([-50.0, 50.0]) if t >= 20 else np.array([-1.0, -1.0])  # harsh for 0, kind for 1
-        agent.step(np.stack([obs[t], obs[t]]), reward, f, f)
-        d = agent.last["delta"]
-        err = {"absolute": d.abs(), "negative": torch.relu(-d), "punishment": torch.relu(-agent.last["extrinsic"])}[errors]
+        _, last = agent.step(np.stack([obs[t], obs[t]]), reward, f, f)
+        d = last.delta
+        err = {"absolute": d.abs(), "negative": torch.relu(-d), "punishment": torch.relu(-last.extrinsic)}[errors]
         s, f2, s2 = td_surprise(err, fast, slow, fast_steps=3, slow_steps=500)
-        fast, slow = torch.where(agent.last["learnable"], f2, fast), torch.where(agent.last["learnable"], s2, slow)
-        torch.testing.assert_close(agent.last["surprise"], s)
-    harsh, kind = agent.last["surprise"].tolist()
+        fast, slow = torch.where(last.learnable, f2, fast), torch.where(last.learnable, s2, slow)
+        torch.testing.assert_close(last.surprise, s)
+    harsh, kind = last.surprise.tolist()
     assert harsh > 1.0
     assert (kind > 1.0) if errors == "absolute" else (kind == 0.0)
 
@@ -384,18 +386,17 @@ def test_surprise_shrinks_the_surprised_agents_motor_weights():
                              "plasticity.actor_lr=0", "plasticity.critic_lr=0", "novelty.surprise_shrink=0.05",
                              "novelty.surprise_fast_steps=3", "novelty.surprise_slow_steps=500"])
     agent = Agent(cfg, np.array([-1.2, -0.07]), np.array([0.6, 0.07]), gym.spaces.Discrete(3), num_agents=2, seed=0)
-    motor, critic = agent.brain.weights("sensors->motor"), agent.brain.weights("sensors->critic")
-    motor0, critic0 = motor.clone(), critic.clone()
+    motor0, critic0 = agent.weights("sensors->motor").clone(), agent.weights("sensors->critic").clone()
     expected = torch.ones(2)
     obs, f = _obs_stream(40, seed=3), np.zeros(2, bool)
     for t in range(40):
         reward = np.array([-1.0, -50.0 if t >= 20 else -1.0])  # agent 1's world turns harsh at t = 20
-        agent.step(np.stack([obs[t], obs[t]]), reward, f, f)
-        expected *= (1 - 0.05 * agent.last["surprise"]).clamp(min=0)
-        assert agent.last["ach_gain"] is None  # surprise_gain 0: no plasticity gain
+        _, last = agent.step(np.stack([obs[t], obs[t]]), reward, f, f)
+        expected *= (1 - 0.05 * last.surprise).clamp(min=0)
+        assert last.ach_gain is None  # surprise_gain 0: no plasticity gain
     assert expected[0] > 0.99 and expected[1] < 0.05  # (the calm agent's critic noise: a trace of surprise)
-    torch.testing.assert_close(motor, motor0 * expected.view(-1, 1, 1))
-    torch.testing.assert_close(critic, critic0)
+    torch.testing.assert_close(agent.weights("sensors->motor"), motor0 * expected.view(-1, 1, 1))
+    torch.testing.assert_close(agent.weights("sensors->critic"), critic0)
 
 
 def test_novelty_neuron_settings_reach_the_detector():
@@ -408,13 +409,15 @@ def test_novelty_neuron_settings_reach_the_detector():
                              "novelty.mode=neurons", "novelty.neurons=64", "novelty.active=4",
                              "novelty.habituation_steps=3", "novelty.recovery_steps=500", "novelty.habituation_strength=4"])
     agent = Agent(cfg, np.array([-1.2, -0.07]), np.array([0.6, 0.07]), gym.spaces.Discrete(3), num_agents=1, seed=0)
-    det = agent.novelty
-    assert det.projection.shape[1] == 64 and det.active == 4
+    det = agent.spec.novelty
+    assert det.projection.shape == (agent.spec.encoder.n_out, 64) and det.active == 4
     assert (det.adaptation.tau_adapt, det.adaptation.tau_recover, det.adaptation.strength) == (3.0, 500.0, 4.0)
-    # a pattern seen over and over habituates towards 1 / (1 + strength)
-    x = torch.rand(1, agent.encoder.n_out, generator=torch.Generator().manual_seed(0))
-    novelty = [det(x)[1].item() for _ in range(60)]
+    assert agent.state.novelty["level"].shape == (1, 64)
+    # an observation seen over and over (its noiseless pattern: the same) habituates towards 1 / (1 + strength)
+    obs, z, f = np.array([[-0.5, 0.01]], dtype=np.float32), np.zeros(1), np.zeros(1, bool)
+    novelty = [agent.step(obs, z, f, f)[1].novelty.item() for _ in range(60)]
     assert novelty[0] == pytest.approx(1.0) and novelty[-1] == pytest.approx(1 / 5, abs=0.02)
+    assert all(a >= b - 1e-6 for a, b in zip(novelty, novelty[1:]))  # habituation only goes down
 
 
 def test_training_logs_td_surprise_and_the_gain_it_drives(tmp_path):
