@@ -155,7 +155,8 @@ def _pair_products(phi: Tensor, fields: int, pairs: Tensor) -> Tensor:
 class RunningNormState(NamedTuple):
     """``count [B]`` (int64, samples seen), ``mean [B, D]``, ``var [B, D]`` (population variance)."""
 
-    count: Tensor
+    # the field shadows tuple.count (as namedtuple allows); renaming it would change the public fields
+    count: Tensor  # type: ignore[assignment]
     mean: Tensor
     var: Tensor
 
@@ -382,6 +383,23 @@ class PopulationEncoder(torch.nn.Module):
     >>> tuple(spikes.shape)
     (20, 2, 4)
     """
+
+    # buffers (registered in __init__; declared here so that mypy reads them as tensors, not Module attributes)
+    field_low: Tensor
+    field_high: Tensor
+    norm_mask: Tensor
+    pairs: Tensor
+    angles: Tensor
+    circular: Tensor
+    rn_count: Tensor
+    rn_mean: Tensor
+    rn_var: Tensor
+    adapt_level: Tensor
+    adapt_last_input: Tensor
+    last_gain: Tensor
+    code_dim: Tensor
+    code_centre: Tensor
+    code_width: Tensor
 
     def __init__(
         self,

@@ -270,6 +270,14 @@ class NoveltyDetector(torch.nn.Module):
     [0.7071067690849304, 0.7071067690849304]
     """
 
+    # buffers (registered in __init__; declared here so that mypy reads them as tensors, not Module attributes)
+    projection: Tensor
+    bit_weights: Tensor  # simhash mode
+    counts: Tensor       # simhash mode
+    level: Tensor        # neurons mode
+    last_input: Tensor   # neurons mode
+    last_novelty: Tensor
+
     def __init__(
         self,
         n_inputs: int,
@@ -294,11 +302,11 @@ class NoveltyDetector(torch.nn.Module):
         self.num_agents = int(num_agents)
         self.beta = float(beta)
         if mode == "simhash":
-            p = simhash_params(n_inputs, beta=beta, hash_bits=hash_bits, seed=seed, center=center, device=device)
-            self.table_size = p.table_size
-            self.register_buffer("projection", p.projection)
-            self.register_buffer("bit_weights", p.bit_weights)
-            self.register_buffer("counts", novelty_init(num_agents, p).counts)
+            hp = simhash_params(n_inputs, beta=beta, hash_bits=hash_bits, seed=seed, center=center, device=device)
+            self.table_size = hp.table_size
+            self.register_buffer("projection", hp.projection)
+            self.register_buffer("bit_weights", hp.bit_weights)
+            self.register_buffer("counts", novelty_init(num_agents, hp).counts)
         else:
             p = novelty_neuron_params(
                 n_inputs, n_neurons=n_neurons, active=active, beta=beta, seed=seed,

@@ -110,9 +110,8 @@ class AgentSpec:
             self.n_actions = int(action_space.n)
             self.n_groups = self.n_actions
         else:
-            f32 = dict(dtype=torch.float32, device=self.device)
-            self.act_low = torch.as_tensor(action_space.low, **f32).reshape(-1)
-            self.act_high = torch.as_tensor(action_space.high, **f32).reshape(-1)
+            self.act_low = torch.as_tensor(action_space.low, dtype=torch.float32, device=self.device).reshape(-1)
+            self.act_high = torch.as_tensor(action_space.high, dtype=torch.float32, device=self.device).reshape(-1)
             self.n_groups = 2 * self.act_low.numel()
         self.motor_size = cfg.brain.motor_size
         self.brain = brain_spec(cfg, self.encoder.n_out, self.n_groups * self.motor_size)

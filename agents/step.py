@@ -154,6 +154,7 @@ def _novelty(spec: AgentSpec, state: dict[str, Tensor], probs: Tensor):
     if isinstance(spec.novelty, SimHashParams):
         bonus, novelty, st = novelty_step(probs, NoveltyState(state["counts"]), spec.novelty)
         return bonus, novelty, {"counts": st.counts}
+    assert spec.novelty is not None  # agent_step calls this only when novelty is on
     bonus, novelty, st = novelty_neurons_step(probs, _adaptation(state), spec.novelty)
     return bonus, novelty, {"level": st.level, "last_input": st.last_input}
 

@@ -6,6 +6,8 @@ step then runs instead. Every helper here is ``inline="always"`` so that loops a
 
 from __future__ import annotations
 
+from typing import Literal, TypedDict
+
 import numpy as np
 
 from .random import UNIT, _A32, _B32
@@ -13,11 +15,21 @@ from .random import UNIT, _A32, _B32
 try:
     import numba
 except ImportError:  # an optional speed-up: the torch reference step computes the same
-    numba = None
+    # mypy types the name as the module (or Any without numba); None is what available() tests
+    numba = None  # type: ignore[assignment]
+
+
+class _NjitOptions(TypedDict):
+    """Keyword options of ``numba.njit`` that :data:`FAST` sets (typed, so that ``njit(**FAST)`` type-checks)."""
+
+    fastmath: set[str]
+    error_model: Literal["python", "numpy"]
+    boundscheck: bool
+
 
 #: fused multiply-adds and a zero-division model without checks let LLVM vectorise the loops; no
 #: reassociation (serial and parallel builds then sum in the same order) and no finite-math assumption
-FAST = dict(fastmath={"contract", "nsz"}, error_model="numpy", boundscheck=False)
+FAST = _NjitOptions(fastmath={"contract", "nsz"}, error_model="numpy", boundscheck=False)
 HALF_GRID = float(1 << 23)
 GRID = float(1 << 24)
 

@@ -167,6 +167,8 @@ def three_factor_update(
     """New weights ``w + lr * dopamine * e`` (dopamine ``[B]`` per agent), bounded. Does not mutate ``w``."""
     dw = e * (lr * dopamine).view(-1, 1, 1)
     if soft_bound:
+        if w_min is None or w_max is None:
+            raise ValueError("soft_bound needs both w_min and w_max")
         dw = dw * soft_bound_factor(w, dw, w_min, w_max)
     return bound_weights(w + dw, w_min, w_max, mask)
 

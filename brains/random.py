@@ -137,9 +137,9 @@ def row_codes(counter: int, steps: int, device=None) -> Tensor:
             hi = s >> 32
             vals.append(_signed32(_mix32((s & _MASK32) ^ (_mix32(hi & _MASK32) if hi else 0))))
         return torch.tensor(vals, dtype=torch.int32, device=device)
-    s = torch.arange(counter, counter + steps, dtype=torch.int64, device=device)
-    hi = _mix32_t(_shr(s, 32) & _MASK32)  # mix32(0) == 0
-    return _mix32_t((s & _MASK32) ^ hi).to(torch.int32)
+    s_t = torch.arange(counter, counter + steps, dtype=torch.int64, device=device)
+    hi_t = _mix32_t(_shr(s_t, 32) & _MASK32)  # mix32(0) == 0
+    return _mix32_t((s_t & _MASK32) ^ hi_t).to(torch.int32)
 
 
 def hash24(c1: Tensor, c2: Tensor, rows: Tensor, *, out: Optional[Tensor] = None,

@@ -14,7 +14,7 @@ kinds an episode's end resets (:func:`reset_state`), everything else is what was
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -129,7 +129,7 @@ def reset_state(spec: BrainSpec, state: BrainState, done: Tensor) -> BrainState:
     if not bool(done.any()):  # most steps: nothing to reset (one host sync instead of a pass over e)
         return state
     values = reset_values(spec)
-    updates = {}
+    updates: dict[str, Any] = {}  # **-unpacked into _replace: mypy would check each value against every field
     for kind in FAST:
         field = getattr(state, kind)
         updates[kind] = {name: torch.where(done.view(-1, *[1] * (t.dim() - 1)), values[kind][name], t)
@@ -153,7 +153,7 @@ def unflatten(template: BrainState, flat: dict[str, Tensor]) -> BrainState:
 
     Raises ``KeyError`` naming a missing tensor and ``ValueError`` naming one of the wrong shape.
     """
-    fields = {}
+    fields: dict[str, Any] = {}  # a tensor or a dict per field, **-unpacked into BrainState
     for kind, value in template._asdict().items():
         names = value if isinstance(value, dict) else {None: value}
         new = {}

@@ -100,8 +100,8 @@ def window(spec: BrainSpec, state: BrainState, inputs: dict[str, Tensor]) -> tup
         spikes[name], prob[name] = s, p
     v, ref, theta, u, last = (dict(getattr(state, f)) for f in ("v", "refractory", "theta", "u", "last"))
     stepped = [n for n in spec.order if n not in at_once]
-    steps = {name: [] for name in stepped}
-    probs = {name: [] for name in stepped if spec.pops[name].model == "escape"}
+    steps: dict[str, list[Tensor]] = {name: [] for name in stepped}
+    probs: dict[str, list[Tensor]] = {name: [] for name in stepped if spec.pops[name].model == "escape"}
     for t in range(k_steps if stepped else 0):
         now = {}
         for name in stepped:
@@ -163,6 +163,7 @@ def _events(spec: BrainSpec, proj: Projection, pre_spikes: Tensor, pre_eff: Tens
                          dtype=post.dtype).view(k_steps, 1, 1, 1)  # [K, 1, 1, 1]
     traces = None
     if proj.rule == "stdp":
+        assert xpre is not None and xpost is not None  # init_state gives every stdp projection its traces
         after_pre, after_post = xpre.clone(), xpost.clone()  # trace_window moves these to the window's end
         before_pre = pl.trace_window(after_pre, pre_spikes, pl.trace_decay(proj.stdp.tau_plus, spec.dt))
         before_post = pl.trace_window(after_post, post, pl.trace_decay(proj.stdp.tau_minus, spec.dt))
@@ -170,8 +171,10 @@ def _events(spec: BrainSpec, proj: Projection, pre_spikes: Tensor, pre_eff: Tens
         y = pl.stdp_post_factors(post_spikes=post, post_trace=before_post, params=proj.stdp)  # [K, B, r, Q]
         traces = (after_pre, after_post)
     elif proj.rule == "node_perturbation":
+        assert post_prob is not None  # BrainSpec puts this rule and critic onto escape populations only
         x, y = pl.node_perturbation_factors(pre=pre_eff, post_spikes=post, post_prob=post_prob)
     else:
+        assert post_prob is not None
         x, y = pl.critic_factors(pre=pre_eff, post_prob=post_prob, scale=proj.critic_scale)
     b, p, r, q = x.shape[1], x.shape[2], x.shape[3], y.shape[-1]
     x = x.permute(1, 2, 0, 3).reshape(b, p, k_steps * r)        # column k r + j

@@ -106,6 +106,12 @@ def test_soft_bound_shrinks_change_near_bounds():
     torch.testing.assert_close(down, torch.tensor([0.0, 0.5, 1.0]))
 
 
+def test_soft_bound_without_both_bounds_says_so():
+    w, e = torch.zeros(1, 2, 2), torch.ones(1, 2, 2)
+    with pytest.raises(ValueError, match="w_min and w_max"):
+        pl.three_factor_update(w=w, e=e, dopamine=torch.ones(1), lr=0.1, w_max=1.0, soft_bound=True)
+
+
 # ----------------------------------------------------------------------------- short-term plasticity
 
 
