@@ -248,7 +248,9 @@ class KernelBackend:
         vec = torch.empty(7, b)  # r, delta, value, intrinsic, novelty, gain, surprise
         counts, learnable = torch.empty(b, g), torch.empty(b, dtype=torch.bool)
         action = np.zeros(b, dtype=np.int64)
-        outs = Outs(_np(sensors), _np(spikes), *_np(vec), _np(counts), action, _np(learnable))
+        o = _np(vec)
+        outs = Outs(_np(sensors), _np(spikes), o[0], o[1], o[2], o[3], o[4], o[5], o[6], _np(counts), action,
+                    _np(learnable))
         threads = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
         kernel = _step_serial if threads == 1 else _step_parallel
         if threads > 1 and threads != self._threads:
