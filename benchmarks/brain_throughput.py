@@ -6,16 +6,13 @@ dt = 1 ms, one plastic projection with the STDP-eligibility rule (``rule="stdp"`
 ``[0, 1]``, a fresh reward every substep (``dopamine [K, B]`` passed to ``Brain.run``). Every one of the
 ``B`` agents has its own weights and eligibility ``[B, N_in, N_out]``.
 
-Both engines are timed:
-
-* ``dense``: every substep reads and writes ``W`` and ``e`` (the fused pass of
-  :func:`spikegym.brains.plasticity.three_factor_step_`). The minimum traffic of this rule is
-  16 bytes per synapse per substep (fp32 ``W`` and ``e``, read + write), so the *bandwidth fraction*
-  ``16 B N_in N_out / (seconds per substep) / copy bandwidth`` says how close it runs to the memory system.
-* ``event``: the lazy engine. A window of ``K`` substeps is folded into ``W`` and ``e`` with two batched
-  products at its end; within the window the currents are corrected in low rank. Per window it reads and
-  writes ``W`` and ``e`` once and reads them once more for the window's currents, so the same formula gives
-  an *effective* fraction that can exceed 1.
+It times the brain's one step, the torch reference (:mod:`spikegym.brains.step`): with a reward every
+substep, each substep is a window of one (:meth:`Brain.run`): its events fold into ``e`` and ``W`` moves, as
+pure functions (new ``W`` and ``e`` tensors every substep). The minimum traffic of this rule is 16 bytes per
+synapse per substep (fp32 ``W`` and ``e``, read + write), so the *bandwidth fraction*
+``16 B N_in N_out / (seconds per substep) / copy bandwidth`` says how close it runs to the memory system.
+(Earlier versions kept a dense in-place path and an event engine that folded windows lazily; issue 15
+replaced them with one reference step and the agent's numba kernel.)
 
 Updates per second = ``B * N_in * N_out * T / seconds`` (every synapse of every agent, every substep).
 Copy bandwidth is measured in this process (``dst.copy_(src)`` of a 256 MiB buffer, read + write counted).
@@ -75,10 +72,11 @@ def build(engine: str, n_in: int, n_out: int, batch: int, rate: float, device: t
     pops = [Population("in", n_in, "input"), Population("out", n_out, "lif", lif=LIFParams(tau_mem=20.0, t_ref=2.0))]
     proj = Projection("in", "out", rule="stdp", lr=0.01 * m, trace_decay=math.exp(-1.0 / TAU_E),
                       w_init_mean=m, w_min=0.0, w_max=1.0, stdp=StdpParams(tau_plus=20.0, tau_minus=20.0))
-    brain = Brain(pops, [proj], batch=batch, engine=engine, device=device)
+    brain = Brain(pops, [proj], batch=batch, device=device)
     g = torch.Generator(device=device).manual_seed(seed)
-    w = brain.weights("in->out")
-    w.copy_(torch.rand(w.shape, generator=g, device=device) * (2 * m))
+    flat = brain.state_dict()
+    flat["w.in->out"] = torch.rand(flat["w.in->out"].shape, generator=g, device=device) * (2 * m)
+    brain.load_state_dict(flat)
     return brain
 
 
@@ -122,7 +120,7 @@ def bench_one(engine, n_in, n_out, batch, rate, window, device, budget, repeats,
 
 
 def fmt_row(r: dict) -> str:
-    kind = "eff" if r["engine"] == "event" else ""
+    kind = ""
     return (f"{r['engine']:6s} {r['n_in']:5d}x{r['n_out']:<5d} {r['batch']:4d} {r['rate']:5.2f} {r['window']:4d} "
             f"{r['T']:6d} {r['ms_per_step']:10.3f} {r['updates_per_s']:11.3e} {r['copy_bw_GBps']:8.1f} "
             f"{r['bandwidth_fraction']:7.2f}{kind:>4s} {r['post_rate']:6.3f}")
@@ -153,13 +151,12 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     ap.add_argument("--sizes", default="100x100,1000x1000,4000x1000")
     ap.add_argument("--batches", default="1,16,64")
-    ap.add_argument("--engines", default="dense,event")
+    ap.add_argument("--engines", default="reference", help="the brain's step (one: the torch reference)")
     ap.add_argument("--rate", type=float, default=0.2, help="input firing probability per substep")
     ap.add_argument("--sparse-rate", type=float, default=0.05,
                     help="second input rate for the event-vs-dense comparison (0 to skip)")
-    ap.add_argument("--window", type=int, default=50, help="substeps per Brain.run call, event engine")
     ap.add_argument("--dense-window", type=int, default=20,
-                    help="substeps per Brain.run call, dense engine (its cost per substep does not depend on it)")
+                    help="substeps per Brain.run call (its cost per substep does not depend on it)")
     ap.add_argument("--budget", type=float, default=0.6, help="target seconds per timed repeat")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--vs-bindsnet", metavar="PYTHON", default="", help="a python with bindsnet installed")
@@ -181,8 +178,7 @@ def main(argv=None) -> None:
     rates = [a.rate] + ([a.sparse_rate] if a.sparse_rate and a.sparse_rate != a.rate else [])
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     meta = {"python": platform.python_version(), "torch": torch.__version__, "device": str(device), "device_name": dev_name,
-            "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "window_event": a.window,
-            "window_dense": a.dense_window}
+            "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "window": a.dense_window}
     print(json.dumps(meta), flush=True)
     print(f"three-factor STDP (rule='stdp', tau_e={TAU_E:g} ms), reward every substep, weights in [0, 1]; "
           f"K = substeps per Brain.run call", flush=True)
@@ -193,36 +189,19 @@ def main(argv=None) -> None:
         for n_in, n_out in sizes:
             for b in batches:
                 for engine in engines:
-                    k = a.window if engine == "event" else a.dense_window
+                    k = a.dense_window
                     r = bench_one(engine, n_in, n_out, b, rate, k, device, a.budget, a.repeats)
                     results.append(r)
                     print(fmt_row(r), flush=True)
 
     print("\nbw frac = 16 bytes x B x N_in x N_out per substep (fp32 W and e, read + write) / time per substep "
-          "/ copy bandwidth.\n"
-          "  dense: that is the traffic it actually needs, so the fraction is how close it runs to memory speed.\n"
-          "  event (eff): the same formula for comparison. What it actually moves per window of K substeps: W and e\n"
-          "  read + written once (the fold, 16 B/synapse), W and e read once more for the window's currents (8 B),\n"
-          "  i.e. ~24/K B per synapse per substep, plus factors [B, N_in, 2K] and [B, 2K, N_out]. It is bound by\n"
-          "  compute instead: the fold's two products of rank K+1 (STDP's pre factors in the basis of the start\n"
-          "  trace and the window's input spikes) and the window's two current products, ~8 flop per synapse per substep.")
+          "/ copy bandwidth: the traffic the rule needs, so the fraction is how close it runs to memory speed.")
 
     def find(engine, n_in, n_out, b, rate):
         for r in results:
             if (r["engine"], r["n_in"], r["n_out"], r["batch"], r["rate"]) == (engine, n_in, n_out, b, rate):
                 return r
         return None
-
-    if {"dense", "event"} <= set(engines):
-        print("\nevent vs dense (speedup in time per substep)")
-        print(f"{'size':11s} {'B':>4s} " + " ".join(f"{'rate ' + format(r, 'g'):>10s}" for r in rates))
-        for n_in, n_out in sizes:
-            for b in batches:
-                cells = []
-                for rate in rates:
-                    d, e = find("dense", n_in, n_out, b, rate), find("event", n_in, n_out, b, rate)
-                    cells.append(f"{d['ms_per_step'] / e['ms_per_step']:9.2f}x")
-                print(f"{n_in:5d}x{n_out:<5d} {b:4d} " + " ".join(cells))
 
     if a.vs_bindsnet:
         if device.type != "cpu":
@@ -254,11 +233,7 @@ def main(argv=None) -> None:
         write_json(a.json, {"meta": meta, "results": results})
     print(f"\ntotal {time.perf_counter() - t_start:.0f} s")
     if a.quick:
-        d = find("dense", 1000, 1000, 16, a.rate) or results[0]
-        e = find("event", 1000, 1000, 16, a.rate)
-        if e is not None:
-            print(f"event: size=1000x1000 batch=16 updates_per_s={e['updates_per_s']:.4g} "
-                  f"bandwidth_fraction_effective={e['bandwidth_fraction']:.4g} window={e['window']}")
+        d = find(engines[0], 1000, 1000, 16, a.rate) or results[0]
         print(f"summary: size=1000x1000 batch=16 updates_per_s={d['updates_per_s']:.4g} "
               f"bandwidth_fraction={d['bandwidth_fraction']:.4g}")
 
