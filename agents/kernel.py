@@ -154,6 +154,7 @@ class KernelBackend:
             value_prev=_np(cr.value_prev), learnable=_np(cr.learnable), reward_mean=_np(cr.reward_mean),
             td_fast=_np(cr.td_fast), td_slow=_np(cr.td_slow))
         self.consts = self._consts(state)
+        self.counters = (_np(state.brain.counter), _np(state.brain.windows), _np(state.steps))
         self._bound = state
         return state
 
@@ -245,33 +246,33 @@ class KernelBackend:
         ended = term | np.asarray(truncated, dtype=bool)
         reward = np.ascontiguousarray(np.asarray(reward, dtype=np.float32))
         sensors, spikes = torch.empty(k, b, spec.encoder.n_out), torch.empty(b, k, q)
-        vec = torch.empty(7, b)  # r, delta, value, intrinsic, novelty, gain, surprise
+        vec = torch.empty(8, b)  # r, delta, value, intrinsic, novelty, gain, surprise, spikes
         counts, learnable = torch.empty(b, g), torch.empty(b, dtype=torch.bool)
         action = np.zeros(b, dtype=np.int64)
         o = _np(vec)
         outs = Outs(_np(sensors), _np(spikes), o[0], o[1], o[2], o[3], o[4], o[5], o[6], _np(counts), action,
-                    _np(learnable))
+                    _np(learnable), o[7])
         threads = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
         kernel = _step_serial if threads == 1 else _step_parallel
         if threads > 1 and threads != self._threads:
             numba.set_num_threads(threads)
             self._threads = threads
-        brain = state.brain
-        weight = np.float32(bonus_weight(int(state.steps), spec.cfg.novelty.decay_steps))
-        kernel(obs, reward, term, ended, learn, self._rows(int(brain.counter), k), weight, self.consts, self.enc,
+        weight = np.float32(bonus_weight(int(self.counters[2]), spec.cfg.novelty.decay_steps))
+        counter, windows, steps = self.counters
+        kernel(obs, reward, term, ended, learn, self._rows(int(counter), k), weight, self.consts, self.enc,
                self.arrays, outs)
-        brain.counter.add_(k)
-        brain.windows.add_(1)
-        state.steps.add_(1)
+        counter += k  # (numpy views of the state's counters: cheaper than three tensor ops)
+        windows += 1
+        steps += 1
         if learn and any(p.structural is not None for p in spec.brain.projections):
             self._structural(state)
-        r, delta, value, intrinsic, novelty, gain, surprise = vec
+        r, delta, value, intrinsic, novelty, gain, surprise, n_spikes = vec
         cfg = spec.cfg
         info = StepInfo(delta, value, r, intrinsic, novelty, learnable,
                         gain if (spec.novelty is not None or cfg.novelty.surprise_gain > 0) and learn else None,
                         surprise if spec.surprise and learn else None,
                         state.encoder.level.mean(-1) if spec.encoder.adaptation is not None else None, sensors,
-                        spikes.transpose(0, 1)[..., :self.consts.motor], spikes.sum(dim=(1, 2)))
+                        spikes.transpose(0, 1)[..., :self.consts.motor], n_spikes)
         if spec.discrete:
             act = torch.from_numpy(action)
         else:

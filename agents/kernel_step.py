@@ -160,6 +160,7 @@ class Outs(NamedTuple):
     counts: np.ndarray     # f32 [B, G] spikes per motor population
     action: np.ndarray     # i64 [B] (discrete)
     learnable: np.ndarray  # bool [B]: this step's dopamine was applied
+    n_spikes: np.ndarray   # f32 [B] spikes of the motor and critic neurons in this decision (energy)
 
 
 def agent_step(b, obs, reward, term, ended, learn, rows, bonus_w, c, enc, s, o):
@@ -252,16 +253,16 @@ def agent_step(b, obs, reward, term, ended, learn, rows, bonus_w, c, enc, s, o):
         for q in range(lo, n_q):
             z[q] = -c.slope[q] * (z[q] + s.excite[b, q] + c.bias[q])
         exp_(z[lo:], bits[lo:])
-        for q in range(lo, n_q):  # escape neurons: p = sigmoid, spike when the hash's uniform lies below
-            p = one / (one + z[q])
-            sp = one if np.float32(hash24(c.neuron_c1[b, q], c.neuron_c2[b, q], row)) * np.float32(UNIT) + \
-                np.float32(0.5) < p else zero
-            spikes[k, q] = sp
-            if q >= m:
-                y[k, q] = c.critic_scale[q] * p * (one - p) * c.ahead[k, q]
-                v += p
-            elif not c.stdp:
-                y[k, q] = (sp - p) * c.ahead[k, q]
+        for q in range(lo, n_q):  # escape neurons: p = sigmoid, spike when the hash's uniform lies below (z <- p)
+            z[q] = one / (one + z[q])
+            u = np.float32(hash24(c.neuron_c1[b, q], c.neuron_c2[b, q], row)) * np.float32(UNIT) + np.float32(0.5)
+            spikes[k, q] = one if u < z[q] else zero
+        if not c.stdp:  # node perturbation: y = s - p
+            for q in range(m):
+                y[k, q] = (spikes[k, q] - z[q]) * c.ahead[k, q]
+        for q in range(m, n_q):  # the critic: y = c p (1 - p); V from the mean firing probability
+            y[k, q] = c.critic_scale[q] * z[q] * (one - z[q]) * c.ahead[k, q]
+            v += z[q]
         if c.stdp:  # depression: the post trace before this substep's spikes, on the rows of inputs that spiked
             for q in range(m):
                 post = s.xpost[b, q] * c.post_decay
@@ -269,9 +270,12 @@ def agent_step(b, obs, reward, term, ended, learn, rows, bonus_w, c, enc, s, o):
                 s.xpost[b, q] = post + spikes[k, q]
         for q in range(n_q):
             fired[q] += spikes[k, q]
+    n_spikes = zero
     for q in range(n_q):
         s.last[b, q] = spikes[n_k - 1, q]
         s.rate[b, q] = lerp(s.rate[b, q], fired[q] / np.float32(n_k), c.rate_w[q])
+        n_spikes += fired[q]
+    o.n_spikes[b] = n_spikes
     for g in range(c.n_groups):
         cnt = zero
         for q in range(g * c.motor_size, (g + 1) * c.motor_size):

@@ -35,7 +35,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from spikegym.agents.encoders import AdaptationParams, AdaptationState, adaptation_init, adaptation_step
+from spikegym.agents.adaptation import AdaptationParams, AdaptationState, adaptation_init, adaptation_step
 
 __all__ = [
     "MAX_TABLE_BITS",

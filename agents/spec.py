@@ -21,7 +21,8 @@ from spikegym.brains.plasticity import HomeostasisParams, StdpParams, Structural
 from spikegym.brains.spec import BrainSpec, Population, Projection
 from spikegym.brains.synapses import TMParams
 
-from .encoders import AdaptationParams, PopulationEncoder
+from .adaptation import AdaptationParams
+from .encoders import PopulationEncoder
 from .novelty import NoveltyNeuronParams, SimHashParams, novelty_neuron_params, simhash_params
 
 #: noise streams of the sensors' Bernoulli spikes and of the tie breaks between action populations

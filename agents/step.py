@@ -31,7 +31,8 @@ from spikegym.brains.random import uniform
 from spikegym.brains.state import reset_state
 
 from .decoders import continuous_action, discrete_action
-from .encoders import AdaptationState, reset_adaptation
+from .adaptation import AdaptationState
+from .encoders import reset_adaptation
 from .novelty import NoveltyState, SimHashParams, ach_gain, bonus_weight, novelty_neurons_step, novelty_step, td_surprise
 from .spec import SENSOR_STREAM, TIE_STREAM, AgentSpec
 from .state import AgentState
