@@ -56,6 +56,7 @@ class Consts(NamedTuple):
     w_min: np.ndarray      # f32 [Q] (-inf: none)
     w_max: np.ndarray      # f32 [Q] (inf: none)
     soft: np.ndarray       # bool [Q]: soft (multiplicative) bounds
+    any_soft: bool
     rate_w: np.ndarray     # f32 [Q] weight of a window in the running rate
     rate_in_w: float
     homeo_eta: np.ndarray  # f32 [Q]: eta * K / target (0: no threshold homeostasis)
@@ -199,7 +200,7 @@ def agent_step(b, obs, reward, term, ended, learn, rows, bonus_w, c, enc, s, o):
     # --- acting, substep by substep: currents, neurons, traces, eligibility factors
     z = np.empty(n_q, np.float32)
     y = np.empty((n_k, n_q), np.float32)        # factor of the rows of the inputs that spiked, decay ahead in
-    eff = np.ones((n_k, n_p), np.float32)        # efficacy of each spike (short-term plasticity)
+    eff = np.ones((n_k, n_p if c.stp else 0), np.float32)  # efficacy of each spike (short-term plasticity)
     pre_tr = np.empty((n_k, n_p if c.stdp else 0), np.float32)  # STDP: pre traces before each substep's spikes
     fired = np.zeros(n_q, np.float32)
     spikes = o.spikes[b]
@@ -217,12 +218,16 @@ def agent_step(b, obs, reward, term, ended, learn, rows, bonus_w, c, enc, s, o):
                 eff[k, i] = rel
         z[:] = 0.0
         for j in range(n_active[k]):
-            i = active[k, j]
-            wr, ef = s.w[b, i], eff[k, i]
-            for q in range(m):
-                z[q] += ef * wr[q]
-            for q in range(m, n_q):
-                z[q] += wr[q]
+            wr = s.w[b, active[k, j]]
+            if c.stp:  # the motor columns take each spike's efficacy
+                ef = eff[k, active[k, j]]
+                for q in range(m):
+                    z[q] += ef * wr[q]
+                for q in range(m, n_q):
+                    z[q] += wr[q]
+            else:
+                for q in range(n_q):
+                    z[q] += wr[q]
         if s.w_rec.shape[1]:  # lateral inhibition: the motor spikes of the substep before
             for mm in range(m):
                 if (spikes[k - 1, mm] if k else s.last[b, mm]) > 0:
@@ -250,13 +255,19 @@ def agent_step(b, obs, reward, term, ended, learn, rows, bonus_w, c, enc, s, o):
                     s.theta[b, q] = s.theta[b, q] * c.theta_decay + c.theta_plus * sp
                 s.v[b, q] = vv
                 spikes[k, q] = sp
+                fired[q] += sp
         for q in range(lo, n_q):
             z[q] = -c.slope[q] * (z[q] + s.excite[b, q] + c.bias[q])
-        exp_(z[lo:], bits[lo:])
+        if lo == 0:
+            exp_(z, bits)
+        else:
+            exp_(z[lo:], bits[lo:])
         for q in range(lo, n_q):  # escape neurons: p = sigmoid, spike when the hash's uniform lies below (z <- p)
             z[q] = one / (one + z[q])
             u = np.float32(hash24(c.neuron_c1[b, q], c.neuron_c2[b, q], row)) * np.float32(UNIT) + np.float32(0.5)
-            spikes[k, q] = one if u < z[q] else zero
+            sp = one if u < z[q] else zero
+            spikes[k, q] = sp
+            fired[q] += sp
         if not c.stdp:  # node perturbation: y = s - p
             for q in range(m):
                 y[k, q] = (spikes[k, q] - z[q]) * c.ahead[k, q]
@@ -268,8 +279,6 @@ def agent_step(b, obs, reward, term, ended, learn, rows, bonus_w, c, enc, s, o):
                 post = s.xpost[b, q] * c.post_decay
                 y[k, q] = -c.a_minus * post * c.ahead[k, q]
                 s.xpost[b, q] = post + spikes[k, q]
-        for q in range(n_q):
-            fired[q] += spikes[k, q]
     n_spikes = zero
     for q in range(n_q):
         s.last[b, q] = spikes[n_k - 1, q]
@@ -345,9 +354,15 @@ def agent_step(b, obs, reward, term, ended, learn, rows, bonus_w, c, enc, s, o):
         if q < m:
             factor[q] *= shrink
     masked = s.mask.shape[1] > 0
+    plain = not masked and not c.any_soft  # the common case, branch-free in the inner loop: vectorised
     wb, eb = s.w[b], s.e[b]
     for i in range(n_p):
         wr, er = wb[i], eb[i]
+        if plain:
+            for q in range(n_q):
+                wr[q] = min(max(wr[q] + step_lr[q] * er[q], c.w_min[q]), c.w_max[q]) * factor[q]
+                er[q] *= c.decay_k[q]
+            continue
         for q in range(n_q):
             dw = step_lr[q] * er[q]
             if c.soft[q]:
@@ -360,14 +375,21 @@ def agent_step(b, obs, reward, term, ended, learn, rows, bonus_w, c, enc, s, o):
         for mm in range(m):
             for q in range(m):
                 s.w_rec[b, mm, q] *= factor[q]
+    scaled = c.stp and not c.stdp  # node perturbation's pre factor is the spike's efficacy
     for k in range(n_k):  # rows of the inputs that spiked: node perturbation and critic (x efficacy), STDP's LTD
+        yk = y[k]
         for j in range(n_active[k]):
             i = active[k, j]
-            er, ef = eb[i], one if c.stdp else eff[k, i]
+            er = eb[i]
+            if not masked and not scaled:  # the common case: one branch-free loop (vectorised)
+                for q in range(n_q):
+                    er[q] += yk[q]
+                continue
+            ef = eff[k, i] if scaled else one
             for q in range(m):
-                er[q] += y[k, q] * ef * (s.mask[b, i, q] if masked else one)
+                er[q] += yk[q] * ef * (s.mask[b, i, q] if masked else one)
             for q in range(m, n_q):
-                er[q] += y[k, q]
+                er[q] += yk[q]
     if c.stdp:  # columns of the motor neurons that spiked: potentiation and heterosynaptic depression
         for k in range(n_k):
             for q in range(m):
