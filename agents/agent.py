@@ -19,6 +19,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from spikegym.brains.state import reset_state
+
+from .encoders import reset_adaptation
 from .kernel import KernelBackend, unsupported
 from .spec import AgentSpec
 from .state import AgentState, flatten, init_state, load_flat
@@ -106,9 +109,6 @@ class Agent:
     def reset(self, done: Optional[Tensor] = None) -> None:
         """Start new episodes for the agents where ``done [B]`` (default: all): fast state reset, nothing learned
         from the last decision."""
-        from spikegym.brains.state import reset_state
-        from .encoders import reset_adaptation
-
         done = torch.ones(self.B, dtype=torch.bool, device=self.device) if done is None else done
         s = self.state
         self.state = s._replace(brain=reset_state(self.spec.brain, s.brain, done),
