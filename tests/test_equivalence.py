@@ -53,7 +53,7 @@ def lockstep(config: str, *overrides: str, batch: int = 4, steps: int = 200, max
     flips, ends = 0, 0
     for step in range(steps):
         ref.load_state_dict({k: v.clone() for k, v in fast.state_dict().items()})
-        learn = step % 50 != 49  # now and then a step that must not learn
+        learn = step % 40 != 39  # now and then a step that must not learn
         a_fast, i_fast = fast.step(obs, reward, term, trunc, learn=learn)
         a_ref, i_ref = ref.step(obs, reward, term, trunc, learn=learn)
         if not (torch.equal(i_fast.sensors, i_ref.sensors) and torch.equal(i_fast.motor, i_ref.motor)
@@ -84,7 +84,7 @@ def test_every_shipped_config_runs_on_the_kernel_in_lockstep_with_the_reference(
     envs.close()
     reason = unsupported(make("reference").spec)
     assert reason is None, f"{config}: the kernel cannot run it ({reason})"
-    lockstep(config, steps=120 if "mujoco" in config or "cheetah" in config else 200)
+    lockstep(config, steps=60 if "mujoco" in config or "cheetah" in config else 120)
 
 
 @pytest.mark.parametrize("overrides", [
@@ -106,7 +106,7 @@ def test_every_shipped_config_runs_on_the_kernel_in_lockstep_with_the_reference(
      "brain.lateral_inhibition=0.3", "plasticity.w_max=1.0", "brain.homeostasis.enabled=true"),
 ], ids=lambda o: " ".join(o))
 def test_mechanisms_on_the_kernel_in_lockstep_with_the_reference(overrides):
-    lockstep("configs/cartpole.yaml", *overrides, steps=150)
+    lockstep("configs/cartpole.yaml", *overrides, steps=100)
 
 
 def test_without_numba_auto_takes_the_reference_and_kernel_says_why(monkeypatch):
