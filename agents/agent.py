@@ -73,7 +73,7 @@ class Agent:
                  agent_index0: int = 0, engine: Optional[str] = None):
         self.cfg, self.seed = cfg, seed
         self._init_args = (obs_low, obs_high, action_space)
-        self.spec = AgentSpec(cfg, obs_low, obs_high, action_space, num_agents=num_agents, device=device)
+        self.spec = AgentSpec(cfg, obs_low, obs_high, action_space, num_agents=num_agents, device=device, seed=seed)
         self.state: AgentState = init_state(self.spec, seed, first=agent_index0)
         if engine is None:  # run.kernels: torch is the older name of brain.engine: reference
             engine = "reference" if cfg.run.kernels == "torch" else cfg.brain.engine

@@ -111,8 +111,9 @@ class KernelBackend:
 
     def bind(self, state: AgentState) -> AgentState:
         """The same state, its motor and critic tensors now views of fused ``[B, ., Q]`` storage (values
-        kept, the state handed in left as it was), with the kernel's constants and array views made for it.
-        Free when ``state`` is the one the last step returned."""
+        kept; a state handed in is copied, never changed), with the kernel's constants and array views made
+        for it. Free when ``state`` is the one the last step returned: that one the kernel updates in place
+        (so tensors read from it, e.g. ``Agent.weights``, are live views; clone to keep)."""
         if state is self._bound:
             return state
         bs = state.brain
@@ -121,7 +122,7 @@ class KernelBackend:
         fused = {}
         fused["w"], (wm, wc) = _fuse([bs.w[ACTOR], bs.w[CRITIC]])
         fused["e"], (em, ec) = _fuse([bs.e[ACTOR], bs.e[CRITIC]])
-        brain = bs._replace(w={**{k: own(v) for k, v in bs.w.items()}, ACTOR: wm, CRITIC: wc},
+        brain = bs._replace(w={**{k: own(v) for k, v in bs.w.items() if k not in (ACTOR, CRITIC)}, ACTOR: wm, CRITIC: wc},
                             e={ACTOR: em, CRITIC: ec}, counter=own(bs.counter), windows=own(bs.windows))
         if ACTOR in bs.mask:
             fused["mask"], (mm, _) = _fuse([bs.mask[ACTOR], torch.ones_like(bs.mask[ACTOR][..., :1]).expand(
@@ -236,7 +237,8 @@ class KernelBackend:
     def step(self, state: AgentState, obs, reward, terminated, truncated, *, learn: bool = True
              ) -> tuple[Tensor, AgentState, StepInfo]:
         """What :func:`~spikegym.agents.step.agent_step` does, for a supported agent; same arguments and
-        return. The state is updated in place and returned (the state handed in is consumed)."""
+        return. The state the last step returned is updated in place and returned; any other is copied first
+        (:meth:`bind`)."""
         spec = self.spec
         state = self.bind(state)
         b, k, g, q = state.brain.keys.shape[0], spec.K, spec.n_groups, self.consts.bias.shape[0]

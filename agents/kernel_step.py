@@ -10,7 +10,7 @@ critic rule. Per agent::
     per substep: short-term plasticity of the inputs; currents = rows of W of the inputs that spiked (x their
         efficacy) + lateral inhibition of the last substep's motor spikes; neurons; traces; eligibility factors
     value, novelty, TD error, TD surprise -> the plasticity gain; motor spike counts -> action
-    one pass over W and e: W <- scale * shrink * mask * bound(W + lr gain delta e); e <- d^K e
+    one pass over W and e: W <- mask * bound(scale * shrink * bound(W + lr gain delta e)); e <- d^K e
     then this window's events enter e: rows of the inputs that spiked (node perturbation, critic, STDP's
     depression), columns of the motor neurons that spiked (STDP's potentiation and heterosynaptic depression)
     threshold homeostasis; autoreset of the fast state where the episode ended
@@ -160,7 +160,7 @@ class Outs(NamedTuple):
     surprise: np.ndarray   # f32 [B]
     counts: np.ndarray     # f32 [B, G] spikes per motor population
     action: np.ndarray     # i64 [B] (discrete)
-    learnable: np.ndarray  # bool [B]: this step's dopamine was applied
+    learnable: np.ndarray  # bool [B]: the previous decision may be learned from (not a reset step)
     n_spikes: np.ndarray   # f32 [B] spikes of the motor and critic neurons in this decision (energy)
 
 
@@ -343,7 +343,7 @@ def agent_step(b, obs, reward, term, ended, learn, rows, bonus_w, c, enc, s, o):
     o.r[b], o.delta[b], o.value[b], o.intrinsic[b], o.novelty[b] = r, dop, v, intrinsic, novelty
     o.gain[b], o.surprise[b], o.learnable[b] = gain, surprise, learnable
 
-    # --- learning: W <- scale * shrink * mask * bound(W + lr gain delta e); e <- d^K e; then this window's events
+    # --- learning: W <- mask * bound(scale * shrink * bound(W + lr gain delta e)); e <- d^K e; then the events
     step_lr = np.empty(n_q, np.float32)
     factor = np.ones(n_q, np.float32)  # synaptic scaling and the surprised agent's shrink, per column
     shrink = max(one - c.surprise_shrink * surprise, zero) if c.surprise_shrink > 0 and learn else one
@@ -358,9 +358,14 @@ def agent_step(b, obs, reward, term, ended, learn, rows, bonus_w, c, enc, s, o):
     wb, eb = s.w[b], s.e[b]
     for i in range(n_p):
         wr, er = wb[i], eb[i]
+        if not learn:  # an evaluation moves no weight: the eligibility only decays
+            for q in range(n_q):
+                er[q] *= c.decay_k[q]
+            continue
         if plain:
             for q in range(n_q):
-                wr[q] = min(max(wr[q] + step_lr[q] * er[q], c.w_min[q]), c.w_max[q]) * factor[q]
+                wq = min(max(wr[q] + step_lr[q] * er[q], c.w_min[q]), c.w_max[q])
+                wr[q] = min(max(wq * factor[q], c.w_min[q]), c.w_max[q])  # scaling stays inside the bounds
                 er[q] *= c.decay_k[q]
             continue
         for q in range(n_q):
@@ -368,7 +373,8 @@ def agent_step(b, obs, reward, term, ended, learn, rows, bonus_w, c, enc, s, o):
             if c.soft[q]:
                 span = c.w_max[q] - c.w_min[q]
                 dw *= (c.w_max[q] - wr[q]) / span if dw > 0 else (wr[q] - c.w_min[q]) / span
-            wq = min(max(wr[q] + dw, c.w_min[q]), c.w_max[q]) * factor[q]
+            wq = min(max(wr[q] + dw, c.w_min[q]), c.w_max[q])
+            wq = min(max(wq * factor[q], c.w_min[q]), c.w_max[q])
             wr[q] = wq * s.mask[b, i, q] if masked else wq
             er[q] *= c.decay_k[q]
     if s.w_rec.shape[1]:

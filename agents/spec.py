@@ -92,7 +92,8 @@ class AgentSpec:
     ``value_low``, ``value_high``; ``device``.
     """
 
-    def __init__(self, cfg, obs_low, obs_high, action_space, *, num_agents: int, device="cpu"):
+    def __init__(self, cfg, obs_low, obs_high, action_space, *, num_agents: int, device="cpu",
+                 seed: int | None = None):
         self.cfg, self.B, self.K, self.device = cfg, num_agents, cfg.brain.substeps, torch.device(device)
         e = cfg.encoder
         adaptation = None
@@ -117,16 +118,16 @@ class AgentSpec:
         self.motor_size = cfg.brain.motor_size
         self.brain = brain_spec(cfg, self.encoder.n_out, self.n_groups * self.motor_size)
         self.novelty: Optional[SimHashParams | NoveltyNeuronParams] = None
-        n = cfg.novelty
+        n, seed = cfg.novelty, cfg.run.seed if seed is None else seed  # the novelty projection's seed: the run's
         if n.enabled:
             if n.mode == "hash":
                 self.novelty = simhash_params(self.encoder.n_out, beta=n.beta, hash_bits=n.hash_bits,
-                                              seed=cfg.run.seed, device=self.device)
+                                              seed=seed, device=self.device)
             else:
                 habituation = AdaptationParams(n.habituation_steps, n.recovery_steps, n.habituation_strength,
                                                float("inf"))
                 self.novelty = novelty_neuron_params(self.encoder.n_out, n_neurons=n.neurons, active=n.active,
-                                                     beta=n.beta, seed=cfg.run.seed, adaptation=habituation,
+                                                     beta=n.beta, seed=seed, adaptation=habituation,
                                                      device=self.device)
         self.value_low, self.value_high = cfg.dopamine.value_range(cfg.env.failure_reward)
 

@@ -74,6 +74,10 @@ def load_flat(template: AgentState, flat: dict[str, Tensor]) -> AgentState:
     """
     if "brain.counter" in flat and "brain.keys" in flat and not any(k.startswith("brain.w.") for k in flat):
         flat = _from_buffers(template, flat)
+    else:
+        extra = sorted(set(flat) - set(flatten(template)))
+        if extra:
+            raise KeyError(f"agent state: '{extra[0]}' is not part of these agents (another config?)")
     def part(prefix):
         return {k[len(prefix):]: v for k, v in flat.items() if k.startswith(prefix)}
     def take(name: str, like: Tensor) -> Tensor:
@@ -120,4 +124,7 @@ def _from_buffers(template: AgentState, old: dict[str, Tensor]) -> dict[str, Ten
             new[f"critic.{k}"] = torch.zeros_like(getattr(template.critic, k))
     if "agent.steps" in old:
         new["steps"] = old["agent.steps"]
+    for name in template.brain.mask:  # the old fold left eligibility at absent synapses: it never counts
+        if f"brain.e.{name}" in new and f"brain.mask.{name}" in new:
+            new[f"brain.e.{name}"] = new[f"brain.e.{name}"] * new[f"brain.mask.{name}"]
     return new

@@ -46,7 +46,7 @@ class StepInfo(NamedTuple):
     extrinsic: Tensor             # the internal reward the learner saw (failure signal or scaled reward)
     intrinsic: Tensor             # the novelty bonus added to it (0 without curiosity)
     novelty: Tensor               # novelty of the sensory pattern in (0, 1] (0 without curiosity)
-    learnable: Tensor             # bool: this step's dopamine was applied (not a reset step)
+    learnable: Tensor             # bool: the previous decision may be learned from (not a reset step)
     ach_gain: Optional[Tensor]    # plasticity gain (None: 1 everywhere)
     surprise: Optional[Tensor]    # TD surprise (None: off)
     adaptation: Optional[Tensor]  # mean adaptation level of the sensory fields (None: no adaptation)
@@ -84,7 +84,8 @@ def agent_step(spec: AgentSpec, state: AgentState, obs, reward, terminated, trun
         obs: ``[B, D]`` observation after the previous env step (a final observation if it ended).
         reward, terminated, truncated: ``[B]`` from the previous env step (zeros on the first call).
         learn: False acts without changing any weight: no dopamine, no homeostasis or structural plasticity,
-            no novelty counts (evaluation). Fast state (neurons, traces, adaptation) moves.
+            no novelty counts (evaluation). Fast state (neurons, traces, adaptation), the running observation
+            statistics and the step count (which fades the curiosity bonus) move.
     Returns:
         ``(action, new state, info)``: actions ``[B]`` (int64) or ``[B, A]`` (float32), on the spec's device.
     """

@@ -7,6 +7,9 @@ One decision of an agent is a *window* of ``K`` substeps of ``dt`` ms, then the 
     state = fold(spec, state, out.events)           # e <- d^K e + sum_k d^(K-1-k) E_k
     state = homeostasis(spec, state, K); state = structural(spec, state)     # slow processes
 
+(The engine before issue 15 ran homeostasis and structural plasticity before the third factor; now they see
+this decision's learning. Scaling is bounded like learning, so weights never leave their bounds.)
+
 Within a window, substep ``t`` of every non-input population sums the input currents of that substep and the
 currents of the other populations' spikes of substep ``t - 1`` (a one-substep synaptic delay), then steps
 its neurons. Events of plastic projections are factored, ``E_k = X_k @ Y_k`` (see :mod:`plasticity`), so the
@@ -217,9 +220,10 @@ def homeostasis(spec: BrainSpec, state: BrainState, k_steps: int) -> BrainState:
         if hp.threshold:
             excite[name] = pl.threshold_homeostasis(excitability=state.excite[name], rate=rate,
                                                     params=hp._replace(eta=hp.eta * k_steps))
-        if hp.scaling:
+        if hp.scaling:  # (then bounded again: scaling never takes a weight past its projection's bounds)
             for proj in spec.incoming(name):
-                w[proj.name] = pl.synaptic_scaling(w=w[proj.name], post_rate=rate, params=hp)
+                scaled = pl.synaptic_scaling(w=w[proj.name], post_rate=rate, params=hp)
+                w[proj.name] = pl.bound_weights(scaled, proj.w_min, proj.w_max, None)
     return state._replace(excite=excite, w=w)
 
 

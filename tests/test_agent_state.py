@@ -92,6 +92,8 @@ def test_an_old_format_checkpoint_loads_every_value_where_it_belongs():
     now = agent.state_dict()
     for name, new in OLD_TO_NEW.items():
         want = old[name]  # weights stay magnitudes, as before: the sign lives on the projection
+        if new == "brain.e.sensors->motor":  # the old fold left eligibility at absent synapses: dropped
+            want = want * old["brain.mask__sensors__motor"].bool()
         assert now[new].dtype == fresh[new].dtype, new
         assert torch.equal(now[new], want.to(fresh[new].dtype)), f"{name} -> {new}"
     # and the typed state holds the same tensors
@@ -129,6 +131,41 @@ def test_a_checkpoint_missing_a_tensor_names_it():
     flat["critic.value_prev"] = torch.zeros(3)
     with pytest.raises(ValueError, match="critic.value_prev"):
         agent.load_state_dict(flat)
+    flat = agent.state_dict()  # a tensor these agents do not have: another config's checkpoint
+    flat["brain.w.motor->motor"] = torch.zeros(2, 3, 3)
+    with pytest.raises(KeyError, match="motor->motor"):
+        agent.load_state_dict(flat)
+
+
+def _old_names(flat: dict) -> dict:
+    """This version's flat state under the names of the engine before issue 15."""
+    enc = {"level": "adapt_level", "last_input": "adapt_last_input"}
+    out = {}
+    for key, t in flat.items():
+        part, _, rest = key.partition(".")
+        if part == "brain" and "." in rest:
+            kind, _, name = rest.partition(".")
+            kind = {"refractory": "ref", "stp_u": "stpu", "stp_x": "stpx"}.get(kind, kind)
+            out[f"brain.{kind}__{name.replace('->', '__')}"] = t.clone()
+        elif part == "brain":
+            out[f"brain.{'runs' if rest == 'windows' else rest}"] = t.clone()
+        elif part == "encoder":
+            out[f"encoder.{enc.get(rest, rest)}"] = t.clone()
+        elif part in ("critic", "steps"):
+            out[f"agent.{rest or 'steps'}"] = t.clone()
+        else:
+            out[key] = t.clone()
+    return out
+
+
+def test_an_old_checkpoint_drops_eligibility_at_absent_synapses():
+    agent = make_agent(["brain.structural.enabled=true", "brain.structural.max_density=0.5"])
+    old = _old_names(agent.state_dict())
+    old["brain.e__sensors__motor"] = torch.ones_like(old["brain.e__sensors__motor"])  # the old fold kept these
+    agent.load_state_dict(old)
+    mask = agent.state.brain.mask["sensors->motor"]
+    assert 0 < int(mask.sum()) < mask.numel()
+    assert torch.equal(agent.eligibility("sensors->motor"), mask.float())
 
 
 # --------------------------------------------------------------------------- a checkpoint continues the run
