@@ -141,3 +141,30 @@ def test_serial_and_parallel_kernels_give_the_same_bits():
             torch.set_num_threads(before)
     for name, t in results[0].items():
         assert torch.equal(t, results[1][name]), name
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("config", ["configs/cartpole.yaml", "configs/mujoco/halfcheetah.yaml"])
+def test_the_reference_on_cuda_steps_as_on_the_cpu(config):
+    """The same agents on CUDA and on the CPU, from the same state, in lockstep (the noise is device-free)."""
+    cfg, envs, _ = _agents(config, 4)
+    low, high = obs_bounds(envs.single_observation_space)
+    cpu, gpu = (Agent(cfg, low, high, envs.single_action_space, num_agents=4, seed=3, device=d, engine="reference")
+                for d in ("cpu", "cuda"))
+    obs, _ = envs.reset(seed=reset_seeds(0, 4))
+    reward, term, trunc = np.zeros(4), np.zeros(4, bool), np.zeros(4, bool)
+    flips = 0
+    for step in range(60):
+        gpu.load_state_dict({k: v.clone() for k, v in cpu.state_dict().items()})
+        a_cpu, i_cpu = cpu.step(obs, reward, term, trunc)
+        a_gpu, i_gpu = gpu.step(obs, reward, term, trunc)
+        if torch.equal(i_cpu.motor, i_gpu.motor.cpu()) and torch.equal(i_cpu.sensors, i_gpu.sensors.cpu()):
+            np.testing.assert_array_equal(a_cpu, a_gpu)
+            theirs = gpu.state_dict()
+            for name, t in cpu.state_dict().items():
+                _close(t, theirs[name].cpu(), name, step)
+        else:
+            flips += 1
+        obs, reward, term, trunc, _ = envs.step(a_cpu)
+    envs.close()
+    assert flips <= 3
