@@ -13,21 +13,10 @@ def _gen(seed):
     return torch.Generator().manual_seed(seed)
 
 
-def test_cached_noise_draws_equal_uniform():
-    from spikegym.brains.random import CounterNoise, row_codes, to_uniform
-    keys = agent_keys(4, 3)
-    noise = CounterNoise(block=16)  # small blocks: draws cross block boundaries
+def test_row_words_tensor_and_python_paths_agree():
+    from spikegym.brains.random import row_codes
     for counter in (0, 5, 14, 15, 31, (1 << 32) - 3, (1 << 40) + 9):
-        ref = uniform(keys, counter, (4, 3, 6), stream=7)
-        assert torch.equal(noise.uniform(keys, counter, (4, 3, 6), stream=7), ref)
-        both = to_uniform(noise.hash(keys, ((7, 6), (8, 2)), counter, 4))  # two streams side by side
-        assert torch.equal(both[..., :6], ref) and torch.equal(both[..., 6:], uniform(keys, counter, (4, 3, 2), stream=8))
-        steps_last = to_uniform(noise.hash(keys, ((7, 6),), counter, 4, steps_first=False))
-        assert torch.equal(steps_last, ref.transpose(0, 1))
-        assert torch.equal(row_codes(counter, 40)[:30], row_codes(counter, 30))  # tensor and Python paths agree
-    keys2 = agent_keys(5, 3)
-    keys.copy_(keys2)  # the cached column words follow an in-place change of the keys
-    assert torch.equal(noise.uniform(keys, 3, (2, 3, 6), stream=7), uniform(keys2, 3, (2, 3, 6), stream=7))
+        assert torch.equal(row_codes(counter, 100)[:30], row_codes(counter, 30))  # 100 steps: the tensor path
 
 
 def test_bernoulli_threshold_is_exact():
