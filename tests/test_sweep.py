@@ -180,3 +180,20 @@ def test_the_benchmark_quick_mode_prints_its_summary_line(capsys):
     assert m.group(4) in {"plasticity.actor_lr=0.002", "plasticity.actor_lr=0.005", "plasticity.actor_lr=0.01"}
     assert m.group(5) == "-1"  # 40 steps: never solved
     assert any(line.startswith("setting") for line in lines)  # the table came before it
+
+
+@pytest.mark.slow
+def test_on_a_local_ray_the_points_equal_those_run_here(tmp_path):
+    """Ray (one local CPU) runs the same points as --workers 0: the same results, seed for seed (~20 s: Ray starts)."""
+    pytest.importorskip("ray")
+    grid = ["plasticity.actor_lr=0.005,0.01"]
+    here = run_sweep(CARTPOLE, grid, seeds=1, steps=40, out=tmp_path / "here", overrides=SMALL, workers=0,
+                     echo=lambda line: None)
+    on_ray = run_sweep(CARTPOLE, grid, seeds=1, steps=40, out=tmp_path / "ray", overrides=SMALL, workers=1,
+                       echo=lambda line: None)
+    assert on_ray["runs"] == 2 and on_ray["failed"] == 0
+    keep = ("plasticity.actor_lr", "seed", "steps_to_solve", "final_median_return", "solved", "agents", "run_dir")
+    assert [{k: r[k] for k in keep} for r in on_ray["rows"]] == [{k: r[k] for k in keep} for r in here["rows"]]
+    for name in (r["run_dir"] for r in here["rows"]):
+        assert (tmp_path / "ray" / name / "result.json").read_text().replace(str(tmp_path / "ray"), "") == \
+               (tmp_path / "here" / name / "result.json").read_text().replace(str(tmp_path / "here"), "")

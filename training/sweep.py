@@ -219,7 +219,7 @@ def run_sweep(config: str | Path, grid_texts: Sequence[str], *, seeds: int = 1, 
     echo(f"sweep: {len(plan)} points ({len(plan) // seeds} settings x {seeds} seeds) in {out}")
     if ray is None:
         for i, (point, cfg) in enumerate(plan):
-            finished(i, point, run_point(cfg, str(out / point.name)))
+            finished(i, point, run_point(cfg, str((out / point.name).resolve())))
     else:
         _run_on_ray(ray, plan, out, workers=workers, address=address, finished=finished)
     wall = time.perf_counter() - t0

@@ -5,10 +5,9 @@ Each run's per-agent episode returns come from its newest checkpoint's ``meta.js
 the env step at which each episode ended and its return); an agent's value at a step is the mean of
 its last :data:`WINDOW` episodes that ended by then.
 
->>> steps = np.linspace(0, 100, 5)
->>> curve = agent_curve([10, 30, 50], [1.0, 2.0, 3.0], steps, window=2)
->>> [None if np.isnan(v) else float(v) for v in curve]
-[None, 1.0, 1.5, 2.5, 2.5]
+>>> curve = agent_curve([10, 30, 50], [1.0, 2.0, 3.0], np.array([0, 20, 40, 60]), window=2)
+>>> [None if np.isnan(v) else float(v) for v in curve]   # episodes ended at steps 10, 30 and 50
+[None, 1.0, 1.5, 2.5]
 """
 
 from __future__ import annotations
@@ -81,7 +80,7 @@ def curves_figure(steps: np.ndarray, curves: dict[str, np.ndarray], *, title: st
     legend_h = line_h * len(curves) + 8
     img = Image.new("RGB", (width, height + legend_h), (255, 255, 255))
     draw = ImageDraw.Draw(img, "RGBA")
-    left, right, top, bottom = 70, width - 20, 30, height - 45
+    left, right, top, bottom = 70, width - 20, 12 + 2 * line_h, height - 45
     finite = [v for c in curves.values() for v in c.ravel() if np.isfinite(v)]
     y_lo, y_hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
     if y_hi - y_lo < 1e-9:
@@ -91,7 +90,7 @@ def curves_figure(steps: np.ndarray, curves: dict[str, np.ndarray], *, title: st
     py = lambda y: bottom - (bottom - top) * (y - y_lo) / (y_hi - y_lo)  # noqa: E731
 
     ink = (20, 20, 20)
-    draw.text((left, 8), title, fill=ink, font=font)
+    draw.text((left, 4), title, fill=ink, font=font)
     draw.line([(left, top), (left, bottom), (right, bottom)], fill=ink, width=1)
     for i in range(6):
         x, y = x_hi * i / 5, y_lo + (y_hi - y_lo) * i / 5
@@ -104,7 +103,7 @@ def curves_figure(steps: np.ndarray, curves: dict[str, np.ndarray], *, title: st
         draw.text((left - 8 - _text_size(ylab, font)[0], py(y) - line_h / 2 + 2), ylab, fill=ink, font=font)
     xlab, ylab = "env steps per agent", "episode return (median agent, IQR band)"
     draw.text(((left + right - _text_size(xlab, font)[0]) / 2, bottom + 8 + line_h), xlab, fill=ink, font=font)
-    draw.text((left + 6, top - line_h + 2), ylab, fill=(90, 90, 90), font=font)
+    draw.text((left, 6 + line_h), ylab, fill=(90, 90, 90), font=font)
 
     for i, (name, (q25, q50, q75)) in enumerate(curves.items()):
         color = PALETTE[i % len(PALETTE)]
