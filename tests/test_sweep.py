@@ -197,3 +197,46 @@ def test_on_a_local_ray_the_points_equal_those_run_here(tmp_path):
     for name in (r["run_dir"] for r in here["rows"]):
         assert (tmp_path / "ray" / name / "result.json").read_text().replace(str(tmp_path / "ray"), "") == \
                (tmp_path / "here" / name / "result.json").read_text().replace(str(tmp_path / "here"), "")
+
+
+def test_the_cli_runs_a_sweep_and_prints_the_table(tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["sweep", str(CARTPOLE), "--grid", "plasticity.actor_lr=0.005", "--workers", "0", "--out", str(out),
+                 "--steps", "20", "--seeds", "2", "--set", *SMALL])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "[2/2] plasticity.actor_lr=0.005-seed1" in printed
+    assert re.search(r"^plasticity\.actor_lr=0\.005 +2/2 +never ", printed, re.M), printed
+    assert len(read_csv(out / SWEEP_CSV)) == 2
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_process_continues_where_it_stopped(tmp_path):
+    """A real SIGKILL of `spikegym sweep --workers 0` while its second point runs; the same command then
+    skips the first point, resumes the second from its checkpoint and runs the third."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "spikegym.training.cli", "sweep", str(CARTPOLE), "--grid",
+           "plasticity.actor_lr=0.005,0.01,0.02", "--workers", "0", "--out", str(out), "--steps", "3000",
+           "--set", *SMALL]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    second = out / "plasticity.actor_lr=0.01-seed0"
+    deadline = time.time() + 120
+    while not list((second / "checkpoints").glob("step_*")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert (out / "plasticity.actor_lr=0.005-seed0" / "result.json").is_file()
+    assert not (second / "result.json").exists(), "the kill came too late: the second point had finished"
+
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "[1/3] plasticity.actor_lr=0.005-seed0: already done" in done.stdout
+    assert "[2/3] plasticity.actor_lr=0.01-seed0: resumed" in done.stdout
+    rows = {r["run_dir"]: r for r in read_csv(out / SWEEP_CSV)}
+    assert [rows[n]["resumed"] for n in sorted(rows)] == ["False", "True", "False"]
+    assert all(r["status"] == "done" for r in rows.values())

@@ -281,8 +281,13 @@ def _record(args: argparse.Namespace) -> int:
 def _sweep(args: argparse.Namespace) -> int:
     from spikegym.training.sweep import run_sweep
 
-    result = run_sweep(args.config, args.grid, seeds=args.seeds, steps=args.steps, out=args.out,
-                       overrides=args.set, workers=args.workers, address=args.address)
+    try:
+        result = run_sweep(args.config, args.grid, seeds=args.seeds, steps=args.steps, out=args.out,
+                           overrides=args.set, workers=args.workers, address=args.address)
+    except KeyboardInterrupt as err:  # the point that ran saved a checkpoint (RunInterrupted): say how to go on
+        print(f"{PROG}: sweep stopped{f' at step {err.step} of a point' if hasattr(err, 'step') else ''}; finished "
+              "points are kept: run the same command again to continue", file=sys.stderr)
+        return getattr(err, "exit_code", 130)
     return 1 if result["failed"] else 0
 
 
