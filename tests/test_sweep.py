@@ -240,3 +240,13 @@ def test_a_killed_sweep_process_continues_where_it_stopped(tmp_path):
     rows = {r["run_dir"]: r for r in read_csv(out / SWEEP_CSV)}
     assert [rows[n]["resumed"] for n in sorted(rows)] == ["False", "True", "False"]
     assert all(r["status"] == "done" for r in rows.values())
+
+
+@pytest.mark.slow
+def test_an_address_without_a_cluster_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("ray")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    code = main(["sweep", str(CARTPOLE), "--grid", "plasticity.actor_lr=0.005", "--address", "auto",
+                 "--out", str(tmp_path / "out"), "--steps", "20"])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot start or join the Ray cluster at auto" in err and "Traceback" not in err

@@ -242,7 +242,11 @@ def _run_on_ray(ray, plan, out: Path, *, workers, address, finished) -> None:
     started_here = not ray.is_initialized()
     if started_here:
         kwargs = {"address": address} if address else {"num_cpus": workers}
-        ray.init(include_dashboard=False, configure_logging=False, **kwargs)
+        try:
+            ray.init(include_dashboard=False, configure_logging=False, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as err:  # no cluster there, a bad address
+            where = f"the Ray cluster at {address}" if address else "a local Ray"
+            raise ConfigError(f"cannot start or join {where}: {' '.join(str(err).split())[:300]}") from None
     try:
         task = ray.remote(num_cpus=1, max_retries=0)(run_point)
         queue = list(enumerate(plan))
