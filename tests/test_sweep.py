@@ -250,3 +250,32 @@ def test_an_address_without_a_cluster_is_one_line_and_exit_2(tmp_path, capsys, m
                  "--out", str(tmp_path / "out"), "--steps", "20"])
     err = capsys.readouterr().err
     assert code == 2 and "cannot start or join the Ray cluster at auto" in err and "Traceback" not in err
+
+
+def test_learning_curves_pool_the_agents_of_all_seeds_of_a_setting(tmp_path):
+    """Median and quartiles over every agent of every seed; an agent's value is the mean of its recent episodes."""
+    import json
+
+    import numpy as np
+
+    from spikegym.training.sweep_plot import setting_curves
+
+    def fake_run(name, returns_per_agent):
+        ckpt = tmp_path / name / "checkpoints" / "step_100"
+        ckpt.mkdir(parents=True)
+        (ckpt / "state.pt").write_bytes(b"")
+        stats = {"steps": [[10 * (i + 1) for i in range(len(r))] for r in returns_per_agent],
+                 "returns": returns_per_agent}
+        (ckpt / "meta.json").write_text(json.dumps({"step": 100, "stats": stats}))
+        return tmp_path / name
+
+    a = fake_run("a-seed0", [[1.0] * 5, [2.0] * 5])
+    b = fake_run("a-seed1", [[3.0] * 5, [4.0, 4.0, 4.0, 4.0, 8.0]])  # the last agent's mean moves to 4.8
+    c = fake_run("b-seed0", [[9.0] * 3])
+    steps, curves = setting_curves({"a": [a, b], "b": [c], "none": [tmp_path / "missing"]}, 100)
+    assert set(curves) == {"a", "b"}  # a setting without any checkpoint has no curve
+    end = steps.tolist().index(50)
+    q25, q50, q75 = curves["a"][:, end]
+    assert (q25, q50, q75) == pytest.approx(np.percentile([1, 2, 3, 4.8], [25, 50, 75]))
+    assert np.isnan(curves["a"][1, 0])  # step 1: no episode has ended yet
+    assert curves["b"][1, -1] == 9.0
