@@ -279,3 +279,17 @@ def test_learning_curves_pool_the_agents_of_all_seeds_of_a_setting(tmp_path):
     assert (q25, q50, q75) == pytest.approx(np.percentile([1, 2, 3, 4.8], [25, 50, 75]))
     assert np.isnan(curves["a"][1, 0])  # step 1: no episode has ended yet
     assert curves["b"][1, -1] == 9.0
+
+
+def test_a_point_that_ran_all_its_steps_but_lost_its_result_is_reported_not_rerun(tmp_path, capsys):
+    sweep(tmp_path, seeds=1, steps=20)
+    lost = tmp_path / "plasticity.actor_lr=0.005-seed0"
+    (lost / "result.json").unlink()  # as if killed between the last checkpoint and result.json
+    result = sweep(tmp_path, seeds=1, steps=20)
+    assert result["failed"] == 1 and result["runs"] == 0
+    row = next(r for r in result["rows"] if r["run_dir"] == lost.name)
+    assert row["status"] == "failed"
+    code = main(["sweep", str(CARTPOLE), "--grid", *GRID, "--workers", "0", "--out", str(tmp_path), "--steps", "20",
+                 "--set", *SMALL])
+    assert code == 1  # a failed point: exit status 1, the others' results are written
+    assert "remove the folder to run the point again" in capsys.readouterr().out

@@ -141,13 +141,17 @@ def run_point(cfg: Config, run_dir: str) -> dict:
     Done (``result.json`` present): skipped. Checkpoints present: resumed. A point that fails (a brain gone
     non-finite, a folder it cannot use) is reported, not raised: the other points go on.
     """
-    from spikegym.training.checkpoint import RunFolderError, RunStopped, list_checkpoints
+    from spikegym.training.checkpoint import RunFolderError, RunStopped, checkpoint_step, list_checkpoints
     from spikegym.training.loop import train
 
     path = Path(run_dir)
     if (path / "result.json").is_file():
         return {"status": "done", **_read_json(path / POINT_RECORD)}
-    resume = bool(list_checkpoints(path))
+    checkpoints = list_checkpoints(path)
+    resume = bool(checkpoints)
+    if resume and checkpoint_step(checkpoints[-1]) >= cfg.run.steps:  # killed while it wrote its result
+        return {"status": "failed", "resumed": False, "error": f"'{path}' has run all its steps but has no "
+                "result.json (stopped while writing it): remove the folder to run the point again"}
     t0 = time.perf_counter()
     try:
         train(cfg, run_dir=path, resume=resume, command_line=f"spikegym sweep (point {shlex.quote(path.name)})")
@@ -258,7 +262,12 @@ def _run_on_ray(ray, plan, out: Path, *, workers, address, finished) -> None:
                 pending[task.remote(cfg, str((out / point.name).resolve()))] = (i, point)
             ready, _ = ray.wait(list(pending), num_returns=1)
             i, point = pending.pop(ready[0])
-            finished(i, point, ray.get(ready[0]))
+            try:
+                record = ray.get(ready[0])
+            except ray.exceptions.RayError as err:  # the worker died (out of memory, killed) or raised
+                lines = [line for line in str(err).splitlines() if line.strip()]
+                record = {"status": "failed", "error": lines[-1] if lines else type(err).__name__}
+            finished(i, point, record)
     finally:
         if started_here:
             ray.shutdown()
