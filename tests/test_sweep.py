@@ -250,6 +250,7 @@ def test_an_address_without_a_cluster_is_one_line_and_exit_2(tmp_path, capsys, m
                  "--out", str(tmp_path / "out"), "--steps", "20"])
     err = capsys.readouterr().err
     assert code == 2 and "cannot start or join the Ray cluster at auto" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_learning_curves_pool_the_agents_of_all_seeds_of_a_setting(tmp_path):

@@ -208,24 +208,28 @@ def run_sweep(config: str | Path, grid_texts: Sequence[str], *, seeds: int = 1, 
     spec = {"config": str(Path(config).resolve()), "grid": [[k, list(v)] for k, v in grid], "seeds": seeds,
             "steps": plan[0][1].run.steps, "set": list(overrides)}
     _check_spec(out, spec)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / SPEC, spec, indent=2)
+    started = _start_ray(ray, workers, address) if ray is not None else False  # a bad --address: nothing written
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / SPEC, spec, indent=2)
+        t0 = time.perf_counter()
+        records: dict[str, dict] = {}
 
-    t0 = time.perf_counter()
-    records: dict[str, dict] = {}
+        def finished(point: Point, record: dict) -> None:
+            records[point.name] = record
+            what = {"done": "already done", "failed": f"FAILED: {record.get('error')}"}.get(
+                record["status"], f"{'resumed, ' if record.get('resumed') else ''}{record.get('wall_s', 0):.1f} s")
+            echo(f"[{len(records)}/{len(plan)}] {point.name}: {what}")
 
-    def finished(i: int, point: Point, record: dict) -> None:
-        records[point.name] = record
-        what = {"done": "already done", "failed": f"FAILED: {record.get('error')}"}.get(
-            record["status"], f"{'resumed, ' if record.get('resumed') else ''}{record.get('wall_s', 0):.1f} s")
-        echo(f"[{len(records)}/{len(plan)}] {point.name}: {what}")
-
-    echo(f"sweep: {len(plan)} points ({len(plan) // seeds} settings x {seeds} seeds) in {out}")
-    if ray is None:
-        for i, (point, cfg) in enumerate(plan):
-            finished(i, point, run_point(cfg, str((out / point.name).resolve())))
-    else:
-        _run_on_ray(ray, plan, out, workers=workers, address=address, finished=finished)
+        echo(f"sweep: {len(plan)} points ({len(plan) // seeds} settings x {seeds} seeds) in {out}")
+        if ray is None:
+            for point, cfg in plan:
+                finished(point, run_point(cfg, str((out / point.name).resolve())))
+        else:
+            _run_on_ray(ray, plan, out, workers=workers, finished=finished)
+    finally:
+        if started and ray is not None:
+            ray.shutdown()
     wall = time.perf_counter() - t0
 
     rows = sweep_rows(out, plan, [k for k, _ in grid], records)
@@ -241,36 +245,38 @@ def run_sweep(config: str | Path, grid_texts: Sequence[str], *, seeds: int = 1, 
             "settings": settings, "rows": rows}
 
 
-def _run_on_ray(ray, plan, out: Path, *, workers, address, finished) -> None:
-    """Each point a Ray task of one CPU; at most ``workers`` at a time (default: as many as Ray has CPUs)."""
-    started_here = not ray.is_initialized()
-    if started_here:
-        kwargs = {"address": address} if address else {"num_cpus": workers}
-        try:
-            ray.init(include_dashboard=False, configure_logging=False, **kwargs)
-        except (ConnectionError, RuntimeError, ValueError) as err:  # no cluster there, a bad address
-            where = f"the Ray cluster at {address}" if address else "a local Ray"
-            raise ConfigError(f"cannot start or join {where}: {' '.join(str(err).split())[:300]}") from None
+def _start_ray(ray, workers: Optional[int], address: Optional[str]) -> bool:
+    """Start a local Ray (``workers`` CPUs; None: all) or join the cluster at ``address``; False if one was
+    already running in this process (the caller's, left as it is)."""
+    if ray.is_initialized():
+        return False
+    kwargs = {"address": address} if address else {"num_cpus": workers}
     try:
-        task = ray.remote(num_cpus=1, max_retries=0)(run_point)
-        queue = list(enumerate(plan))
-        limit = workers or len(queue)
-        pending: dict = {}
-        while queue or pending:
-            while queue and len(pending) < limit:
-                i, (point, cfg) = queue.pop(0)
-                pending[task.remote(cfg, str((out / point.name).resolve()))] = (i, point)
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            i, point = pending.pop(ready[0])
-            try:
-                record = ray.get(ready[0])
-            except ray.exceptions.RayError as err:  # the worker died (out of memory, killed) or raised
-                lines = [line for line in str(err).splitlines() if line.strip()]
-                record = {"status": "failed", "error": lines[-1] if lines else type(err).__name__}
-            finished(i, point, record)
-    finally:
-        if started_here:
-            ray.shutdown()
+        ray.init(include_dashboard=False, configure_logging=False, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as err:  # no cluster there, a bad address
+        where = f"the Ray cluster at {address}" if address else "a local Ray"
+        raise ConfigError(f"cannot start or join {where}: {' '.join(str(err).split())[:300]}") from None
+    return True
+
+
+def _run_on_ray(ray, plan, out: Path, *, workers, finished) -> None:
+    """Each point a Ray task of one CPU; at most ``workers`` at a time (default: as many as Ray has CPUs)."""
+    task = ray.remote(num_cpus=1, max_retries=0)(run_point)
+    queue = list(plan)
+    limit = workers or len(queue)
+    pending: dict = {}
+    while queue or pending:
+        while queue and len(pending) < limit:
+            point, cfg = queue.pop(0)
+            pending[task.remote(cfg, str((out / point.name).resolve()))] = point
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        point = pending.pop(ready[0])
+        try:
+            record = ray.get(ready[0])
+        except ray.exceptions.RayError as err:  # the worker died (out of memory, killed) or raised
+            lines = [line for line in str(err).splitlines() if line.strip()]
+            record = {"status": "failed", "error": lines[-1] if lines else type(err).__name__}
+        finished(point, record)
 
 
 # ---------------------------------------------------------------------------- results
