@@ -6,6 +6,8 @@
     spikegym record RUN_DIR [--episodes N] [--agents N] [--seed S] [--max-steps N]
                             [--checkpoint latest|best|STEP|DIR] [--out DIR]
     spikegym config --reference | CONFIG [--set key=value ...]
+    spikegym sweep CONFIG --grid KEY=V1,V2,... [--grid ...] [--seeds N] [--steps N] [--out DIR]
+                          [--set key=value ...] [--workers N] [--address ADDR]
 
 ``train`` prints its run folder at the start, progress while it runs (a bar on a terminal, log
 lines off it) and a readable summary at the end; ``--json`` prints the result as one JSON line
@@ -67,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Spiking-network agents that learn while they act (local plasticity, no backprop).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    sub = parser.add_subparsers(dest="command", metavar="{train,eval,record,config}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,eval,record,config,sweep}")
 
     train = sub.add_parser(
         "train",
@@ -116,7 +118,38 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--checkpoint", metavar="WHICH", help=CHECKPOINT_HELP)
     rec.add_argument("--out", metavar="DIR", help="video folder (default RUN_DIR/videos)")
     _add_config_parser(sub)
+    _add_sweep_parser(sub)
     return parser
+
+
+def _add_sweep_parser(sub: Any) -> None:
+    sweep = sub.add_parser(
+        "sweep",
+        help="run a grid of settings x seeds, each point its own run (on Ray, or here with --workers 0)",
+        description="Run every setting of the --grid keys with --seeds seeds, each point a run of its own in "
+        "OUT/<key>=<value>-seed<S>; write OUT/sweep.csv and OUT/curves.png and print the settings, best first. "
+        "Rerun the same command to continue a stopped sweep. Points run on Ray (pip install -e \".[sweep]\"): "
+        "a local Ray by default, or a cluster started with `ray start --head` (--address).",
+        epilog="examples:\n"
+        "  spikegym sweep configs/cartpole.yaml --grid plasticity.actor_lr=0.002,0.005,0.01 --seeds 4\n"
+        "  spikegym sweep configs/cartpole.yaml --grid brain.substeps=10,20 --steps 5e4 --workers 0\n"
+        "  ray start --head && spikegym sweep configs/cartpole.yaml --grid plasticity.actor_lr=0.002,0.005 "
+        "--address auto",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sweep.add_argument("config", metavar="CONFIG", help="YAML config file")
+    sweep.add_argument("--grid", action="append", default=[], required=True, metavar="KEY=V1,V2,...",
+                       help="a config key and its values (read as YAML); several --grid: every combination")
+    sweep.add_argument("--seeds", type=_positive_int, default=1, metavar="N",
+                       help="seeds per setting: run.seed, run.seed+1, ... (default 1)")
+    sweep.add_argument("--steps", type=_int, metavar="N", help="env steps per agent (run.steps)")
+    sweep.add_argument("--out", metavar="DIR", help="sweep folder (default runs/sweep-<config name>)")
+    sweep.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                       help="override config keys for every point")
+    sweep.add_argument("--workers", type=_int, metavar="N",
+                       help="points at a time on a local Ray (default: one per CPU); 0: one after another "
+                       "in this process, without Ray")
+    sweep.add_argument("--address", metavar="ADDR", help="join a running Ray cluster (e.g. auto, or host:6379)")
 
 
 def _add_config_parser(sub: Any) -> None:
@@ -245,6 +278,19 @@ def _record(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from spikegym.training.sweep import run_sweep
+
+    try:
+        result = run_sweep(args.config, args.grid, seeds=args.seeds, steps=args.steps, out=args.out,
+                           overrides=args.set, workers=args.workers, address=args.address)
+    except KeyboardInterrupt as err:  # the point that ran saved a checkpoint (RunInterrupted): say how to go on
+        print(f"{PROG}: sweep stopped{f' at step {err.step} of a point' if hasattr(err, 'step') else ''}; finished "
+              "points are kept: run the same command again to continue", file=sys.stderr)
+        return getattr(err, "exit_code", 130)
+    return 1 if result["failed"] else 0
+
+
 def _fail(message: str) -> int:
     print(f"{PROG}: error: {' '.join(str(message).split())}", file=sys.stderr)
     return 2
@@ -270,6 +316,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _eval(args)
         if args.command == "config":
             return _config(args)
+        if args.command == "sweep":
+            return _sweep(args)
         return _record(args)
     except ConfigError as err:
         return _fail(str(err))
