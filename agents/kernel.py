@@ -203,6 +203,7 @@ class KernelBackend:
             bias=_f32(col("bias")), slope=_f32(col("slope")), critic_scale=_f32(col("critic_scale")),
             lr=_f32(col("lr")), ahead=_f32(ahead), decay_k=_f32(d ** k), w_min=_f32(col("w_min")),
             w_max=_f32(col("w_max")), soft=np.asarray(col("soft"), dtype=np.bool_), any_soft=any(col("soft")),
+            unbounded=all(math.isinf(v) for v in col("w_min") + col("w_max")), any_scaling=any(col("scale")),
             rate_w=_f32(col("rate_w")),
             rate_in_w=f32(rate_weight(brain, "sensors", k)), homeo_eta=_f32(col("eta")),
             homeo_target=_f32(col("target")), scale_eta=_f32(col("scale")),

@@ -57,6 +57,8 @@ class Consts(NamedTuple):
     w_max: np.ndarray      # f32 [Q] (inf: none)
     soft: np.ndarray       # bool [Q]: soft (multiplicative) bounds
     any_soft: bool
+    unbounded: bool        # no column has a bound
+    any_scaling: bool      # some column has synaptic scaling
     rate_w: np.ndarray     # f32 [Q] weight of a window in the running rate
     rate_in_w: float
     homeo_eta: np.ndarray  # f32 [Q]: eta * K / target (0: no threshold homeostasis)
@@ -217,15 +219,16 @@ def agent_step(b, obs, reward, term, ended, learn, rows, bonus_w, c, enc, s, o):
                 s.stp_u[b, i], s.stp_x[b, i] = uu, xx - rel
                 eff[k, i] = rel
         z[:] = 0.0
-        for j in range(n_active[k]):
-            wr = s.w[b, active[k, j]]
-            if c.stp:  # the motor columns take each spike's efficacy
-                ef = eff[k, active[k, j]]
+        if c.stp:  # the motor columns take each spike's efficacy
+            for j in range(n_active[k]):
+                wr, ef = s.w[b, active[k, j]], eff[k, active[k, j]]
                 for q in range(m):
                     z[q] += ef * wr[q]
                 for q in range(m, n_q):
                     z[q] += wr[q]
-            else:
+        else:
+            for j in range(n_active[k]):
+                wr = s.w[b, active[k, j]]
                 for q in range(n_q):
                     z[q] += wr[q]
         if s.w_rec.shape[1]:  # lateral inhibition: the motor spikes of the substep before
@@ -355,11 +358,17 @@ def agent_step(b, obs, reward, term, ended, learn, rows, bonus_w, c, enc, s, o):
             factor[q] *= shrink
     masked = s.mask.shape[1] > 0
     plain = not masked and not c.any_soft  # the common case, branch-free in the inner loop: vectorised
+    free = c.unbounded and shrink == one and not c.any_scaling
     wb, eb = s.w[b], s.e[b]
     for i in range(n_p):
         wr, er = wb[i], eb[i]
         if not learn:  # an evaluation moves no weight: the eligibility only decays
             for q in range(n_q):
+                er[q] *= c.decay_k[q]
+            continue
+        if plain and free:  # no bounds, no scaling: one multiply-add per synapse
+            for q in range(n_q):
+                wr[q] += step_lr[q] * er[q]
                 er[q] *= c.decay_k[q]
             continue
         if plain:
@@ -384,13 +393,15 @@ def agent_step(b, obs, reward, term, ended, learn, rows, bonus_w, c, enc, s, o):
     scaled = c.stp and not c.stdp  # node perturbation's pre factor is the spike's efficacy
     for k in range(n_k):  # rows of the inputs that spiked: node perturbation and critic (x efficacy), STDP's LTD
         yk = y[k]
+        if not masked and not scaled:  # the common case: one branch-free loop per row (vectorised)
+            for j in range(n_active[k]):
+                er = eb[active[k, j]]
+                for q in range(n_q):
+                    er[q] += yk[q]
+            continue
         for j in range(n_active[k]):
             i = active[k, j]
             er = eb[i]
-            if not masked and not scaled:  # the common case: one branch-free loop (vectorised)
-                for q in range(n_q):
-                    er[q] += yk[q]
-                continue
             ef = eff[k, i] if scaled else one
             for q in range(m):
                 er[q] += yk[q] * ef * (s.mask[b, i, q] if masked else one)
