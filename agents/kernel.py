@@ -32,7 +32,8 @@ from spikegym.brains.synapses import TMParams
 
 from .decoders import push_pull
 from .kernel_sense import encoder_consts, encoder_work_size, neuron_adaptation
-from .kernel_step import ESCAPE, LIF, Arrays, Consts, Outs, step_all
+from .kernel_step import step_all
+from .kernel_types import ESCAPE, LIF, Arrays, Consts, Outs
 from .novelty import SimHashParams, bonus_weight
 from .spec import SENSOR_STREAM, TIE_STREAM, AgentSpec
 from .state import AgentState
