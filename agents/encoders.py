@@ -236,9 +236,6 @@ class PopulationEncoder(torch.nn.Module):
         """Mean gain of the last call per agent ``[B]`` (1 = no adaptation)."""
         return self.last_gain.mean(-1)
 
-    def running_state(self) -> RunningNormState:
-        return RunningNormState(self.rn_count, self.rn_mean, self.rn_var)
-
     # ---- encoding ------------------------------------------------------------------------
 
     def _as_obs(self, obs, batch: int | None = None) -> Tensor:
