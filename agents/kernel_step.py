@@ -73,7 +73,11 @@ def agent_step(b, obs, reward, term, ended, learn, rows, bonus_w, c, enc, s, o):
     z = np.empty(n_q, np.float32)
     y = np.empty((n_k, n_q), np.float32)        # factor of the rows of the inputs that spiked, decay ahead in
     eff = np.ones((n_k, n_p if c.stp else 0), np.float32)  # efficacy of each spike (short-term plasticity)
-    pre_tr = np.empty((n_k, n_p if c.stdp else 0), np.float32)  # STDP: pre traces before each substep's spikes
+    hetero = c.stdp and c.hetero > 0
+    pre_tr = np.empty((n_k, n_p if hetero else 0), np.float32)  # heterosynaptic LTD: pre traces before each substep
+    x0 = s.xpre[b].copy() if c.stdp else np.empty(0, np.float32)  # STDP: the pre traces at the window's start
+    ltp = np.empty((n_k, m if c.stdp else 0), np.float32)  # STDP: a+ u d^(K-1-k), u the post signal
+    u_post = np.empty((n_k, m if hetero else 0), np.float32)
     fired = np.zeros(n_q, np.float32)
     spikes = o.spikes[b]
     v = zero
@@ -109,18 +113,30 @@ def agent_step(b, obs, reward, term, ended, learn, rows, bonus_w, c, enc, s, o):
                         z[q] += c.lateral_sign * wr[q]
         if c.stdp:
             for i in range(n_p):
-                pre_tr[k, i] = s.xpre[b, i] * c.pre_decay
-                s.xpre[b, i] = pre_tr[k, i] + spiked[i]
+                before = s.xpre[b, i] * c.pre_decay
+                if hetero:
+                    pre_tr[k, i] = before
+                s.xpre[b, i] = before + spiked[i]
         row = rows[k]
         lo = 0 if c.model == ESCAPE else m  # escape columns: [lo, Q)
-        if c.model == LIF:
+        if c.model == LIF:  # membranes; then noisy LIF: z <- exp(-slope (v - threshold)) for the firing probability
             for q in range(m):
                 v_inf = c.v_rest + (z[q] + s.excite[b, q])
                 vv = v_inf + (s.v[b, q] - v_inf) * c.alpha
+                s.v[b, q] = vv if s.ref[b, q] <= 0 else c.v_reset
+                z[q] = -c.lif_slope * (s.v[b, q] - c.v_th - s.theta[b, q])
+            if c.lif_slope > 0:
+                exp_(z[:m], bits[:m])
+            for q in range(m):  # spikes; z <- the firing probability (the spike itself for the hard threshold)
+                vv = s.v[b, q]
                 ready = s.ref[b, q] <= 0
-                if not ready:
-                    vv = c.v_reset
-                sp = one if ready and vv >= c.v_th + s.theta[b, q] else zero
+                if c.lif_slope > 0:
+                    z[q] = one / (one + z[q]) if ready else zero
+                    u = np.float32(hash24(c.neuron_c1[b, q], c.neuron_c2[b, q], row)) * np.float32(UNIT) + np.float32(0.5)
+                    sp = one if u < z[q] else zero
+                else:
+                    sp = one if ready and vv >= c.v_th + s.theta[b, q] else zero
+                    z[q] = sp
                 if sp > 0:
                     vv = c.v_reset
                 s.ref[b, q] = c.t_ref if sp > 0 else max(s.ref[b, q] - c.dt, zero)
@@ -147,11 +163,28 @@ def agent_step(b, obs, reward, term, ended, learn, rows, bonus_w, c, enc, s, o):
         for q in range(m, n_q):  # the critic: y = c p (1 - p); V from the mean firing probability
             y[k, q] = c.critic_scale[q] * z[q] * (one - z[q]) * c.ahead[k, q]
             v += z[q]
-        if c.stdp:  # depression: the post trace before this substep's spikes, on the rows of inputs that spiked
+        if c.stdp:  # depression: the trace of the post signal before this substep, on the rows of inputs that spiked
             for q in range(m):
+                uu = spikes[k, q]  # the post signal: the spike, or centred, minus its probability or the rate
+                if c.center == 1:
+                    uu -= z[q]
+                elif c.center == 2:
+                    uu -= s.rate[b, q]
                 post = s.xpost[b, q] * c.post_decay
                 y[k, q] = -c.a_minus * post * c.ahead[k, q]
-                s.xpost[b, q] = post + spikes[k, q]
+                s.xpost[b, q] = post + uu
+                ltp[k, q] = c.a_plus * uu * c.ahead[k, q]
+                if hetero:
+                    u_post[k, q] = uu
+    # STDP's potentiation sum_k x_pre[k, i] ltp[k, q], with x_pre[k] = p^(k+1) x0 + sum_(j<k) p^(k-j) s_in[j]
+    # (p: the pre-trace decay), regrouped by input spike: the rows of substep j take h[j] = sum_(k>j) p^(k-j) ltp[k]
+    # and the start traces take g_ltp = sum_k p^(k+1) ltp[k] -- no pass over every input for every post spike
+    g_ltp = np.zeros(m if c.stdp else 0, np.float32)
+    if c.stdp:
+        for k in range(n_k - 1, -1, -1):
+            for q in range(m):
+                y[k, q] += g_ltp[q]
+                g_ltp[q] = c.pre_decay * (g_ltp[q] + ltp[k, q])
     n_spikes = zero
     for q in range(n_q):
         s.last[b, q] = spikes[n_k - 1, q]
@@ -277,14 +310,19 @@ def agent_step(b, obs, reward, term, ended, learn, rows, bonus_w, c, enc, s, o):
                 er[q] += yk[q] * ef * (s.mask[b, i, q] if masked else one)
             for q in range(m, n_q):
                 er[q] += yk[q]
-    if c.stdp:  # columns of the motor neurons that spiked: potentiation and heterosynaptic depression
-        for k in range(n_k):
+    if c.stdp:  # potentiation by the window's start traces x0 (the rows above held the rest), heterosynaptic LTD
+        for i in range(n_p):
+            if x0[i] != 0:
+                er = eb[i]
+                for q in range(m):
+                    add = x0[i] * g_ltp[q]
+                    er[q] += add * s.mask[b, i, q] if masked else add
+        for k in range(n_k if hetero else 0):
             for q in range(m):
-                if spikes[k, q] > 0:
-                    d = c.ahead[k, q]
+                if u_post[k, q] != 0:
+                    d = -c.hetero * u_post[k, q] * c.ahead[k, q]
                     for i in range(n_p):
-                        pre = pre_tr[k, i]
-                        add = d * (c.a_plus * pre - c.hetero * (one - min(pre, one)))
+                        add = d * (one - min(pre_tr[k, i], one))
                         eb[i, q] += add * s.mask[b, i, q] if masked else add
     if learn:  # threshold homeostasis, once per window
         for q in range(n_q):

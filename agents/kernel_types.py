@@ -51,10 +51,12 @@ class Consts(NamedTuple):
     dt: float
     theta_decay: float     # ALIF: exp(-dt / tau_theta)
     theta_plus: float      # ALIF threshold jump (0: LIF)
+    lif_slope: float       # noisy LIF: p = sigmoid(lif_slope (v - v_th - theta)) (0: the deterministic threshold)
     stdp: bool             # the motor columns learn by pair STDP (else node perturbation)
     a_plus: float
     a_minus: float
     hetero: float
+    center: int            # STDP's post signal: the spikes (0), minus their probability (1), minus the rate (2)
     pre_decay: float       # exp(-dt / tau_plus)
     post_decay: float      # exp(-dt / tau_minus)
     stp: bool              # short-term plasticity of the sensors -> motor synapses

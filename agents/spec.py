@@ -33,7 +33,8 @@ def brain_spec(cfg, n_inputs: int, n_motor: int) -> BrainSpec:
     """The agent's network from the config's ``brain`` and ``plasticity`` sections."""
     b, p = cfg.brain, cfg.plasticity
     model = b.neuron
-    lif = LIFParams(tau_mem=b.tau_mem, v_th=b.v_th, t_ref=b.tau_ref, theta_plus=0.05 if model == "alif" else 0.0)
+    lif = LIFParams(tau_mem=b.tau_mem, v_th=b.v_th, t_ref=b.tau_ref, theta_plus=0.05 if model == "alif" else 0.0,
+                    escape_slope=b.lif_escape_slope)
     homeo = None
     if b.homeostasis.enabled:
         h = b.homeostasis
@@ -50,13 +51,16 @@ def brain_spec(cfg, n_inputs: int, n_motor: int) -> BrainSpec:
     s = b.structural
     structural = StructuralParams(s.prune_below, s.prune_after, s.grow, s.max_density, s.w_init) if s.enabled else None
     bound = p.w_max
-    actor_rule = "node_perturbation" if (p.rule == "node_perturbation" and model == "escape") else "stdp"
+    # node perturbation needs a firing probability: deterministic LIF/ALIF motor neurons learn by STDP
+    noisy = model == "escape" or b.lif_escape_slope > 0
+    actor_rule = "node_perturbation" if (p.rule == "node_perturbation" and noisy) else "stdp"
     projections = [
         Projection("sensors", "motor", rule=actor_rule, lr=p.actor_lr,
                    # eligibility decay is configured per decision; the brain applies it per substep
                    trace_decay=p.actor_trace_decay ** (1.0 / k), w_init_std=b.w_init_std,
                    w_min=None if bound is None else -bound, w_max=bound, soft_bound=p.soft_bound and bound is not None,
-                   stdp=StdpParams(p.stdp.a_plus, p.stdp.a_minus, p.stdp.tau_plus, p.stdp.tau_minus, p.stdp.hetero_ltd),
+                   stdp=StdpParams(p.stdp.a_plus, p.stdp.a_minus, p.stdp.tau_plus, p.stdp.tau_minus, p.stdp.hetero_ltd,
+                                   p.stdp.center),
                    stp=stp, structural=structural, structural_every=s.every,
                    density=s.max_density if structural else 1.0),
         Projection("sensors", "critic", rule="critic", lr=p.critic_lr, trace_decay=p.critic_trace_decay ** (1.0 / k),

@@ -13,7 +13,10 @@ Two families:
       spike when v >= v_th + theta;  then v <- v_reset, held for t_ref
       tau_theta dtheta/dt = -theta;  theta <- theta + theta_plus on each spike   (ALIF)
 
-  integrated exactly for an input held constant over one step.
+  integrated exactly for an input held constant over one step. *Noisy* LIF (``escape_slope > 0``) puts
+  escape noise on the membrane instead of the hard threshold: a neuron that is not refractory spikes with
+  probability ``sigmoid(escape_slope (v - v_th - theta))`` per step (Gerstner & Kistler 2002, ch. 5.3;
+  Pfister et al. 2006) -- the postsynaptic variability a reward-modulated rule can correlate with reward.
 
 * **Escape noise** -- stochastic units, ``spike ~ Bernoulli(sigmoid(slope * (u + bias)))``,
   where ``u`` is the input itself (memoryless) or a leaky membrane driven by it. A feasibility
@@ -23,7 +26,7 @@ Two families:
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import torch
 from torch import Tensor
@@ -42,6 +45,7 @@ class LIFParams(NamedTuple):
     t_ref: float = 2.0
     tau_theta: float = 200.0
     theta_plus: float = 0.0
+    escape_slope: float = 0.0  # > 0: noisy LIF, spike with probability sigmoid(escape_slope (v - threshold))
 
 
 class LIFState(NamedTuple):
@@ -59,18 +63,28 @@ def lif_init(batch: int, n: int, params: LIFParams, *, device=None, dtype=torch.
     return LIFState(v, zeros, zeros.clone())
 
 
-def lif_step(current: Tensor, state: LIFState, params: LIFParams, dt: float) -> tuple[Tensor, LIFState]:
+def lif_step(current: Tensor, state: LIFState, params: LIFParams, dt: float,
+             uniform: Optional[Tensor] = None) -> tuple[Tensor, LIFState]:
+    """Advance LIF/ALIF neurons by ``dt`` ms: :func:`lif_step_prob` without the firing probability."""
+    spikes, _, new = lif_step_prob(current, state, params, dt, uniform)
+    return spikes, new
+
+
+def lif_step_prob(current: Tensor, state: LIFState, params: LIFParams, dt: float,
+                  uniform: Optional[Tensor] = None) -> tuple[Tensor, Tensor, LIFState]:
     """Advance LIF/ALIF neurons by ``dt`` ms.
 
     Args:
         current: input ``[B, N]`` held constant over the step (voltage units).
         state: :class:`LIFState` with tensors ``[B, N]``.
+        uniform: noise in ``[0, 1)`` ``[B, N]``; needed when ``params.escape_slope > 0`` (noisy LIF).
     Returns:
-        ``(spikes [B, N] float 0/1, new_state)``.
+        ``(spikes [B, N] float 0/1, prob [B, N], new_state)``: ``prob`` is the expected spike given the
+        membrane (the spikes themselves for the deterministic threshold; 0 while refractory).
 
     >>> p = LIFParams(tau_mem=10.0, v_th=1.0, t_ref=0.0)
     >>> s = lif_init(1, 1, p)
-    >>> spikes, s = lif_step(torch.tensor([[2.0]]), s, p, dt=1.0)
+    >>> spikes, prob, s = lif_step_prob(torch.tensor([[2.0]]), s, p, dt=1.0)
     >>> round(float(s.v), 4)   # 2 * (1 - exp(-1/10))
     0.1903
     """
@@ -79,14 +93,21 @@ def lif_step(current: Tensor, state: LIFState, params: LIFParams, dt: float) -> 
     v = v_inf + (state.v - v_inf) * alpha
     active = state.refractory <= 0
     v = torch.where(active, v, torch.full_like(v, params.v_reset))
-    spikes = (active & (v >= params.v_th + state.theta)).to(current.dtype)
+    if params.escape_slope > 0:
+        if uniform is None:
+            raise ValueError("noisy LIF (escape_slope > 0) needs uniform noise")
+        prob = torch.sigmoid(params.escape_slope * (v - params.v_th - state.theta)) * active
+        spikes = (uniform < prob).to(current.dtype)
+    else:
+        spikes = (active & (v >= params.v_th + state.theta)).to(current.dtype)
+        prob = spikes
     v = torch.where(spikes > 0, torch.full_like(v, params.v_reset), v)
     # A neuron that spikes now stays silent for the next t_ref ms.
     refractory = torch.where(spikes > 0, torch.full_like(v, params.t_ref), (state.refractory - dt).clamp_min(0.0))
     theta = state.theta
     if params.theta_plus:
         theta = theta * math.exp(-dt / params.tau_theta) + params.theta_plus * spikes
-    return spikes, LIFState(v, refractory, theta)
+    return spikes, prob, LIFState(v, refractory, theta)
 
 
 def lif_rate(current: float, params: LIFParams, dt: float) -> float:

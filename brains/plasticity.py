@@ -13,7 +13,11 @@ Rules:
 
 * pair STDP with nearest-neighbour-free exponential traces: pre-before-post by ``dt`` potentiates by
   ``a_plus exp(-dt/tau_plus)``, post-before-pre depresses by ``a_minus exp(-dt/tau_minus)``;
-  heterosynaptic LTD depresses synapses of a firing post neuron whose pre was silent;
+  heterosynaptic LTD depresses synapses of a firing post neuron whose pre was silent. *Centred* STDP
+  (``center``) applies the same window to the postsynaptic spike train minus its expectation, ``s - rho``
+  (``rho``: a noisy neuron's firing probability, or its running rate), so the eligibility has zero mean when
+  reward does not depend on the spikes: Fremaux, Sprekeler & Gerstner (2010) show R-STDP otherwise learns the
+  unsupervised STDP drift along with the reward signal;
 * node perturbation for escape-noise units: ``pre * (spike - p)`` (an unbiased local policy-gradient
   estimator; DESIGN.md §3b found it essential);
 * critic sensitivity for rate-coded value neurons: ``pre * p (1 - p)``;
@@ -40,6 +44,7 @@ class StdpParams(NamedTuple):
     tau_plus: float = 20.0
     tau_minus: float = 20.0
     hetero_ltd: float = 0.0
+    center: str = "none"  # the post signal: spikes ("none"), spikes - firing probability ("expected"), - rate ("rate")
 
 
 def trace_decay(tau: float, dt: float) -> float:

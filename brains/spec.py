@@ -43,6 +43,11 @@ class Population:
         """An escape unit whose drive is this substep's input alone (its substeps are independent)."""
         return self.model == "escape" and self.escape.tau_mem <= 0
 
+    @property
+    def noisy(self) -> bool:
+        """Spikes by chance with a known probability: escape units, and LIF/ALIF with escape noise."""
+        return self.model == "escape" or (self.model in ("lif", "alif") and self.lif.escape_slope > 0)
+
 
 @dataclass(frozen=True)
 class Projection:
@@ -97,7 +102,8 @@ class BrainSpec:
     at most one projection per ``(pre, post)``, plastic (also short-term plastic or sparse) projections from
     input populations, and (since the
     eligibility factor ``pre x post`` of a node-perturbation or critic rule needs the firing probability)
-    those two rules only onto escape populations. Raises ``ValueError`` with the projection's name.
+    those two rules, and STDP centred on that probability, only onto noisy populations (:attr:`Population.noisy`).
+    Raises ``ValueError`` with the projection's name.
     """
 
     populations: tuple[Population, ...]
@@ -121,9 +127,12 @@ class BrainSpec:
             if (proj.plastic or proj.stp is not None or proj.masked) and pops[proj.pre].model != "input":
                 raise ValueError(f"projection {proj.name}: plastic, short-term plastic or sparse projections must "
                                  "start at an input population")
-            if proj.rule in ("node_perturbation", "critic") and pops[proj.post].model != "escape":
-                raise ValueError(f"projection {proj.name}: rule {proj.rule!r} needs escape-noise neurons "
-                                 "(their firing probability); use 'stdp' for lif/alif")
+            if proj.rule in ("node_perturbation", "critic") and not pops[proj.post].noisy:
+                raise ValueError(f"projection {proj.name}: rule {proj.rule!r} needs noisy neurons (their firing "
+                                 "probability): escape, or lif/alif with escape noise; or use 'stdp'")
+            if proj.rule == "stdp" and proj.stdp.center == "expected" and not pops[proj.post].noisy:
+                raise ValueError(f"projection {proj.name}: STDP centred on the firing probability needs noisy "
+                                 "neurons (escape, or lif/alif with escape noise)")
 
     @cached_property
     def pops(self) -> dict[str, Population]:

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from . import plasticity as pl
-from .neurons import EscapeState, LIFState, escape_step, lif_step
+from .neurons import EscapeState, LIFState, escape_step, lif_step_prob
 from .random import uniform
 from .spec import STRUCTURAL_STREAM, BrainSpec, Projection
 from .state import BrainState
@@ -92,7 +92,7 @@ def window(spec: BrainSpec, state: BrainState, inputs: dict[str, Tensor]) -> tup
     # --- neurons. A memoryless escape population fed by input populations only has independent substeps:
     # all K at once. The others substep by substep, reading the other populations' spikes of substep t - 1.
     noise = {name: uniform(state.keys, counter, (k_steps, state.keys.shape[0], spec.pops[name].size),
-                           stream=spec.stream[name]) for name in spec.order if spec.pops[name].model == "escape"}
+                           stream=spec.stream[name]) for name in spec.order if spec.pops[name].noisy}
     spikes, prob = {}, {}
     at_once = [n for n in spec.order if spec.pops[n].memoryless and all(p.name in drive for p in spec.incoming(n))]
     for name in at_once:
@@ -104,7 +104,7 @@ def window(spec: BrainSpec, state: BrainState, inputs: dict[str, Tensor]) -> tup
     v, ref, theta, u, last = (dict(getattr(state, f)) for f in ("v", "refractory", "theta", "u", "last"))
     stepped = [n for n in spec.order if n not in at_once]
     steps: dict[str, list[Tensor]] = {name: [] for name in stepped}
-    probs: dict[str, list[Tensor]] = {name: [] for name in stepped if spec.pops[name].model == "escape"}
+    probs: dict[str, list[Tensor]] = {name: [] for name in stepped}
     for t in range(k_steps if stepped else 0):
         now = {}
         for name in stepped:
@@ -122,8 +122,10 @@ def window(spec: BrainSpec, state: BrainState, inputs: dict[str, Tensor]) -> tup
                 probs[name].append(p)
             else:
                 params = pop.lif if pop.model == "alif" else pop.lif._replace(theta_plus=0.0)
-                s, st = lif_step(z, LIFState(v[name], ref[name], theta[name]), params, spec.dt)
+                s, p, st = lif_step_prob(z, LIFState(v[name], ref[name], theta[name]), params, spec.dt,
+                                         noise[name][t] if pop.noisy else None)
                 v[name], ref[name], theta[name] = st
+                probs[name].append(p)
             now[name] = s
             steps[name].append(s)
         last = {**now, **{name: spikes[name][t] for name in at_once}}
@@ -137,7 +139,7 @@ def window(spec: BrainSpec, state: BrainState, inputs: dict[str, Tensor]) -> tup
     for name in spec.plastic:
         proj = spec.projs[name]
         ev, traces = _events(spec, proj, inputs[proj.pre], efficacy[name], spikes[proj.post], prob.get(proj.post),
-                             state.xpre.get(name), state.xpost.get(name))
+                             state.rate[proj.post], state.xpre.get(name), state.xpost.get(name))
         events[name] = ev
         if traces is not None:
             xpre[name], xpost[name] = traces
@@ -153,12 +155,14 @@ def window(spec: BrainSpec, state: BrainState, inputs: dict[str, Tensor]) -> tup
 
 
 def _events(spec: BrainSpec, proj: Projection, pre_spikes: Tensor, pre_eff: Tensor, post: Tensor,
-            post_prob: Optional[Tensor], xpre: Optional[Tensor], xpost: Optional[Tensor]):
+            post_prob: Optional[Tensor], post_rate: Tensor, xpre: Optional[Tensor], xpost: Optional[Tensor]):
     """Factored events of one plastic projection over a window (``[K, B, .]`` inputs), and new STDP traces.
 
     Node perturbation ``E = pre (s - p)``; critic ``E = c pre p (1 - p)`` (both with ``pre`` the efficacy);
-    pair STDP ``E = a+ x_pre s_post - a- s_pre x_post - h (1 - min(x_pre, 1)) s_post`` with traces read
-    before this substep's spikes (:func:`plasticity.stdp_factors`).
+    pair STDP ``E = a+ x_pre u_post - a- s_pre x_post - h (1 - min(x_pre, 1)) u_post`` with traces read
+    before this substep's spikes (:func:`plasticity.stdp_factors`), where the post signal ``u`` is the spikes,
+    or, centred, the spikes minus their probability (``post_prob``) or minus the running rate at the window's
+    start (``post_rate [B, Q]``); ``x_post`` is the trace of ``u``.
     """
     k_steps = post.shape[0]
     d = proj.trace_decay
@@ -167,6 +171,11 @@ def _events(spec: BrainSpec, proj: Projection, pre_spikes: Tensor, pre_eff: Tens
     traces = None
     if proj.rule == "stdp":
         assert xpre is not None and xpost is not None  # init_state gives every stdp projection its traces
+        if proj.stdp.center == "expected":
+            assert post_prob is not None  # BrainSpec allows it onto noisy populations only
+            post = post - post_prob
+        elif proj.stdp.center == "rate":
+            post = post - post_rate
         after_pre, after_post = xpre.clone(), xpost.clone()  # trace_window moves these to the window's end
         before_pre = pl.trace_window(after_pre, pre_spikes, pl.trace_decay(proj.stdp.tau_plus, spec.dt))
         before_post = pl.trace_window(after_post, post, pl.trace_decay(proj.stdp.tau_minus, spec.dt))

@@ -199,6 +199,11 @@ def test_cross_field_check(tmp_path):
                                    "range ends -1 and 0 (dopamine.value_low/high)")
     path = write(tmp_path, "brain:\n  critic_bias: -1.0\ndopamine:\n  value_low: -2.0\n  value_init: -1.0\n")
     assert str(error_of(path)).startswith(f"{path}:5: 'dopamine.value_init' sets the critic's bias: leave 'brain.critic_bias' out")
+    # STDP centred on the firing probability needs noisy motor neurons
+    path = write(tmp_path, "brain:\n  neuron: lif\nplasticity:\n  rule: stdp\n  stdp:\n    center: expected\n")
+    assert str(error_of(path)) == (f"{path}:6: 'plasticity.stdp.center: expected' needs noisy motor neurons: set "
+                                   "'brain.lif_escape_slope' > 0, or use center: rate")
+    assert load_config(path, ["brain.lif_escape_slope=4"]).plasticity.stdp.center == "expected"
 
 
 def test_duplicate_key(tmp_path):

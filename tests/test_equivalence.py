@@ -106,6 +106,12 @@ def test_every_shipped_config_runs_on_the_kernel_in_lockstep_with_the_reference(
     ("brain.neuron=lif", "plasticity.rule=stdp", "plasticity.actor_lr=0.002"),
     ("brain.neuron=alif", "plasticity.rule=stdp", "plasticity.stdp.hetero_ltd=0.2", "brain.stp.enabled=true",
      "brain.lateral_inhibition=0.3", "plasticity.w_max=1.0", "brain.homeostasis.enabled=true"),
+    ("brain.neuron=lif", "brain.lif_escape_slope=4", "plasticity.rule=stdp", "plasticity.stdp.center=expected",
+     "plasticity.actor_lr=0.01"),                                            # R-STDP: noisy LIF, centred window
+    ("brain.neuron=alif", "brain.lif_escape_slope=4", "plasticity.rule=stdp", "plasticity.stdp.center=rate",
+     "plasticity.stdp.hetero_ltd=0.2", "plasticity.w_max=0.05", "brain.structural.enabled=true",
+     "brain.structural.every=20", "brain.w_init_std=0.01"),                  # rate-centred, hetero LTD, masks
+    ("brain.neuron=lif", "brain.lif_escape_slope=4", "plasticity.actor_lr=0.01"),  # node perturbation on noisy LIF
 ], ids=lambda o: " ".join(o))
 def test_mechanisms_on_the_kernel_in_lockstep_with_the_reference(overrides):
     lockstep("configs/cartpole.yaml", *overrides, steps=100)

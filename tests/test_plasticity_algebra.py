@@ -15,6 +15,7 @@ from spikegym.brains import plasticity as pl
 from spikegym.brains.network import Brain, Population, Projection
 from spikegym.brains.neurons import EscapeParams, LIFParams, LIFState, lif_step
 from spikegym.brains.random import agent_keys, normal, uniform
+from spikegym.brains.plasticity import StdpParams
 from spikegym.brains.spec import INIT_STREAM, BrainSpec
 from spikegym.brains.state import _rows_noise
 
@@ -197,7 +198,8 @@ def test_blockwise_initial_weights_equal_one_draw():
     ([Projection("h", "in")], "input population cannot receive"),
     ([Projection("in", "h"), Projection("in", "h")], "defined twice"),
     ([Projection("in", "h"), Projection("h", "o", rule="stdp", lr=0.1)], "must start at an input"),
-    ([Projection("in", "h", rule="node_perturbation")], "needs escape-noise neurons"),
+    ([Projection("in", "h", rule="node_perturbation")], "needs noisy neurons"),
+    ([Projection("in", "h", rule="stdp", stdp=StdpParams(center="expected"))], "centred on the firing probability"),
 ])
 def test_brain_spec_rejects_what_the_step_cannot_run(projs, message):
     pops = (Population("in", 4, "input"), Population("h", 3, "lif"), Population("o", 2, "escape"))
@@ -205,3 +207,6 @@ def test_brain_spec_rejects_what_the_step_cannot_run(projs, message):
         BrainSpec(pops, tuple(projs))
     BrainSpec(pops, (Projection("in", "h", rule="stdp", lr=0.1), Projection("h", "o"),
                      Projection("in", "o", rule="node_perturbation")))  # a valid one passes
+    noisy = Population("h", 3, "lif", lif=LIFParams(escape_slope=4.0))  # noisy LIF has a firing probability
+    BrainSpec((pops[0], noisy, pops[2]), (Projection("in", "h", rule="node_perturbation"),))
+    BrainSpec((pops[0], noisy, pops[2]), (Projection("in", "h", rule="stdp", stdp=StdpParams(center="expected")),))

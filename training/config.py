@@ -42,7 +42,8 @@ from typing import Any
 
 import yaml
 
-from spikegym.training.config_checks import check_device, check_env_id, check_value_init, check_world, resolve_device
+from spikegym.training.config_checks import (check_device, check_env_id, check_plasticity, check_value_init, check_world,
+                                             resolve_device)
 from spikegym.training.config_schema import (
     LIMITS,
     AdaptationConfig,
@@ -148,6 +149,7 @@ def load_config(path: str | Path | None, overrides: Overrides = ()) -> Config:
     cfg.run.device = resolve_device(cfg.run.device)
     check_device(cfg, origins)
     check_value_init(cfg, origins)
+    check_plasticity(cfg, origins)
     check_world(cfg, origins)
     return cfg
 

@@ -16,7 +16,7 @@ from spikegym.training.config_schema import Config
 from spikegym.training.config_source import ConfigError, Origins, dotted
 from spikegym.training.config_validate import alternatives
 
-__all__ = ["check_env_id", "check_world", "check_value_init", "check_device", "resolve_device"]
+__all__ = ["check_env_id", "check_world", "check_value_init", "check_plasticity", "check_device", "resolve_device"]
 
 #: ``gymnasium.make`` keywords that ``env.kwargs`` must not carry: spikegym passes them itself.
 _MAKE_OWN = {"render_mode": "it is chosen by train/eval/record",
@@ -202,6 +202,14 @@ def check_value_init(cfg: Config, origins: Origins) -> None:
     if cfg.brain.critic_bias != 0.0:
         raise origins.error(("dopamine", "value_init"), "'dopamine.value_init' sets the critic's bias: leave "
                                                          "'brain.critic_bias' out, or drop 'dopamine.value_init'")
+
+
+def check_plasticity(cfg: Config, origins: Origins) -> None:
+    """STDP centred on the firing probability needs motor neurons that have one (escape, or noisy LIF)."""
+    b, stdp = cfg.brain, cfg.plasticity.stdp
+    if cfg.plasticity.rule == "stdp" and stdp.center == "expected" and b.neuron != "escape" and b.lif_escape_slope <= 0:
+        raise origins.error(("plasticity", "stdp", "center"), "'plasticity.stdp.center: expected' needs noisy motor "
+                            "neurons: set 'brain.lif_escape_slope' > 0, or use center: rate")
 
 
 def resolve_device(device: str) -> str:

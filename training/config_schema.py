@@ -205,6 +205,9 @@ class BrainConfig:
     tau_mem: float = setting(20.0, "membrane time constant (lif/alif), ms", gt=0.0)
     tau_ref: float = setting(2.0, "refractory period (lif/alif), ms", min=0.0)
     v_th: float = setting(1.0, "firing threshold (lif/alif)", gt=0.0)
+    lif_escape_slope: float = setting(
+        0.0, "noisy lif/alif: escape noise on the membrane, spike probability sigmoid(slope (v - v_th)) per substep "
+        "(0: the deterministic threshold)", min=0.0)
     engine: Literal["auto", "reference", "kernel"] = setting(
         "auto", "the agent step: reference (torch, any device), kernel (numba, CPU); auto: the kernel where it "
         "applies (result.json says which ran)")
@@ -222,6 +225,9 @@ class StdpConfig:
     tau_plus: float = setting(20.0, "LTP window time constant, ms", gt=0.0)
     tau_minus: float = setting(20.0, "LTD window time constant, ms", gt=0.0)
     hetero_ltd: float = setting(0.0, "heterosynaptic LTD (post active, pre silent)", min=0.0)
+    center: Literal["none", "expected", "rate"] = setting(
+        "none", "the window's post signal: the spikes (none), the spikes minus their firing probability (expected: "
+        "noisy neurons), or minus their running rate (rate); centred, the eligibility has zero mean without reward")
 
 
 @dataclass
@@ -229,7 +235,8 @@ class PlasticityConfig:
     """Three-factor learning: eligibility traces x dopamine."""
 
     rule: Literal["node_perturbation", "stdp"] = setting(
-        "node_perturbation", "actor eligibility: node_perturbation (pre x (spike - p)) or reward-modulated stdp"
+        "node_perturbation", "actor eligibility: node_perturbation (pre x (spike - p); escape or noisy lif neurons) "
+        "or reward-modulated stdp (a spike-timing window)"
     )
     actor_lr: float = setting(0.03, "actor learning rate", min=0.0)
     critic_lr: float = setting(0.03, "critic learning rate", min=0.0)
