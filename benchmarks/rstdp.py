@@ -10,7 +10,7 @@ raw reward against a running baseline), an eligibility with zero mean without re
 the post spikes' probability, or on their rate, vs plain STDP), postsynaptic variability the rule can
 correlate with reward (noisy LIF vs the hard threshold), and an eligibility on the task's time scale (trace
 length). ``node_perturbation`` is the rule without a timing window on the same noisy LIF neurons, and
-``no_ltd`` drops the window's post-before-pre half. With ``--run-root`` each variant's run folder is kept
+``with_ltd`` adds the window's post-before-pre half. With ``--run-root`` each variant's run folder is kept
 there and a finished variant is read back, not run again (a killed ablation continues where it stopped).
 Ends with::
 
@@ -30,15 +30,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: name -> (what it tests, overrides on top of the config)
 VARIANTS: dict[str, tuple[str, list[str]]] = {
-    "full": ("the config: noisy LIF, window centred on the spike probability, TD dopamine", []),
+    "full": ("the config: noisy LIF, causal 5 ms window centred on the spike probability, TD dopamine", []),
     "uncentred": ("plain STDP: the window on the spikes themselves", ["plasticity.stdp.center=none"]),
     "rate_centred": ("the window centred on the running rate", ["plasticity.stdp.center=rate"]),
     "no_noise": ("deterministic LIF (hard threshold), rate-centred",
                  ["brain.lif_escape_slope=0", "plasticity.stdp.center=rate"]),
     "raw_reward": ("dopamine = reward - running mean instead of the TD error", ["dopamine.mode=baseline"]),
-    "short_trace": ("eligibility decay 0.8 per env step instead of the config's", ["plasticity.actor_trace_decay=0.8"]),
+    "short_trace": ("eligibility decay 0.8 per env step instead of 0.95", ["plasticity.actor_trace_decay=0.8"]),
     "long_trace": ("eligibility decay 0.99 per env step", ["plasticity.actor_trace_decay=0.99"]),
-    "no_ltd": ("only the pre-before-post half of the window", ["plasticity.stdp.a_minus=0"]),
+    "wide_window": ("a 20 ms potentiation window instead of 5 ms", ["plasticity.stdp.tau_plus=20"]),
+    "with_ltd": ("the classic pair window: post-before-pre depression too (a- 1.05, 20 ms)",
+                 ["plasticity.stdp.a_minus=1.05", "plasticity.stdp.tau_minus=20"]),
     "node_perturbation": ("no timing window: pre spike x (post spike - probability), same neurons",
                           ["plasticity.rule=node_perturbation", "plasticity.actor_lr=0.005"]),
 }
