@@ -181,7 +181,6 @@ class KernelBackend:
         gained = spec.novelty is not None or spec.cfg.novelty.surprise_gain > 0
         self._info = {False: info, True: info._replace(ach_gain=gain if gained else None,
                                                        surprise=surprise if spec.surprise else None)}
-        self._counts, self._action = counts, action
         if not spec.discrete:  # push_pull's constants, as it computes them
             low, high = spec.act_low, spec.act_high
             self._push_pull = (_np(low), _np(high), _np((high + low) / 2), _np((high - low) / 2),
@@ -293,7 +292,7 @@ class KernelBackend:
         if spec.encoder.adaptation is not None:
             info = info._replace(adaptation=state.encoder.level.mean(-1))
         if spec.discrete:
-            act = self._action.clone()
+            act = torch.from_numpy(self.outs.action.copy())  # its own array: the next step overwrites outs
         else:  # decoders.push_pull's operations in numpy (the same roundings; a torch op costs several us here)
             low, high, mid, half, most, gain = self._push_pull
             counts = self.outs.counts.reshape(self.outs.counts.shape[0], -1, 2)
