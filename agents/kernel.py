@@ -30,7 +30,6 @@ from spikegym.brains.random import column_codes, row_codes
 from spikegym.brains.step import rate_weight
 from spikegym.brains.synapses import TMParams
 
-from .decoders import push_pull
 from .kernel_sense import encoder_consts, encoder_work_size, neuron_adaptation
 from .kernel_step import step_all
 from .kernel_types import ESCAPE, LIF, Arrays, Consts, Outs
@@ -135,10 +134,13 @@ class KernelBackend:
         brain = brain._replace(rate={**brain.rate, "sensors": own(bs.rate["sensors"])},
                                **{k: {n: own(t) for n, t in getattr(bs, k).items()}
                                   for k in ("v", "refractory", "theta", "u", "xpre", "xpost", "stp_u", "stp_x")})
+        # the three counters as one int64 [3] (one numpy add a step moves them all)
+        fused["count"], (counter, windows, steps) = _fuse([bs.counter.view(1), bs.windows.view(1), state.steps.view(1)])
+        brain = brain._replace(counter=counter.view(()), windows=windows.view(()))
         state = state._replace(
             brain=brain, critic=state.critic._replace(**{k: own(v) for k, v in state.critic._asdict().items()}),
             encoder=state.encoder._replace(**{k: own(v) for k, v in state.encoder._asdict().items()}),
-            novelty={k: own(v) for k, v in state.novelty.items()}, steps=own(state.steps))
+            novelty={k: own(v) for k, v in state.novelty.items()}, steps=steps.view(()))
         none1, none2 = np.zeros((n_b, 0), np.float32), np.zeros((n_b, 0, 0), np.float32)
         pick = lambda kind, key, empty: _np(getattr(brain, kind)[key]) if key in getattr(brain, kind) else empty  # noqa
         cr, en, nov = state.critic, state.encoder, state.novelty
@@ -156,9 +158,35 @@ class KernelBackend:
             value_prev=_np(cr.value_prev), learnable=_np(cr.learnable), reward_mean=_np(cr.reward_mean),
             td_fast=_np(cr.td_fast), td_slow=_np(cr.td_slow))
         self.consts = self._consts(state)
-        self.counters = (_np(state.brain.counter), _np(state.brain.windows), _np(state.steps))
+        self.counters = _np(fused["count"])  # substeps, windows, decisions
+        self._outputs(n_b)
+        self._entries = {}
         self._bound = state
         return state
+
+    def _outputs(self, n_b: int) -> None:
+        """The kernel's outputs (:class:`Outs`) and the :class:`StepInfo` of their torch views, made once: every
+        step overwrites them (a StepInfo holds until the next step; clone to keep)."""
+        spec, k, q, m = self.spec, self.spec.K, self.consts.bias.shape[0], self.consts.motor
+        sensors, spikes = torch.empty(k, n_b, spec.encoder.n_out), torch.empty(n_b, k, q)
+        vec = torch.empty(8, n_b)  # r, delta, value, intrinsic, novelty, gain, surprise, spikes
+        counts, learnable = torch.empty(n_b, spec.n_groups), torch.empty(n_b, dtype=torch.bool)
+        action = torch.zeros(n_b, dtype=torch.int64)
+        o = _np(vec)
+        self.outs = Outs(_np(sensors), _np(spikes), o[0], o[1], o[2], o[3], o[4], o[5], o[6], _np(counts),
+                         _np(action), _np(learnable), o[7])
+        r, delta, value, intrinsic, novelty, gain, surprise, n_spikes = vec
+        info = StepInfo(delta, value, r, intrinsic, novelty, learnable, None, None, None, sensors,
+                        spikes.transpose(0, 1)[..., :m], n_spikes)
+        gained = spec.novelty is not None or spec.cfg.novelty.surprise_gain > 0
+        self._info = {False: info, True: info._replace(ach_gain=gain if gained else None,
+                                                       surprise=surprise if spec.surprise else None)}
+        if not spec.discrete:  # push_pull's constants, as it computes them
+            low, high = spec.act_low, spec.act_high
+            self._push_pull = (_np(low), _np(high), _np((high + low) / 2), _np((high - low) / 2),
+                               k * spec.motor_size, spec.cfg.brain.action_gain)
+        self._structural_on = any(p.structural is not None for p in spec.brain.projections)
+        self._step_add = np.array([k, 1, 1], dtype=np.int64)
 
     def _consts(self, state: AgentState) -> Consts:
         spec, cfg = self.spec, self.spec.cfg
@@ -242,49 +270,55 @@ class KernelBackend:
              ) -> tuple[Tensor, AgentState, StepInfo]:
         """What :func:`~spikegym.agents.step.agent_step` does, for a supported agent; same arguments and
         return. The state the last step returned is updated in place and returned; any other is copied first
-        (:meth:`bind`)."""
+        (:meth:`bind`). The StepInfo's tensors are overwritten by the next step (clone to keep)."""
         spec = self.spec
         state = self.bind(state)
-        b, k, g, q = state.brain.keys.shape[0], spec.K, spec.n_groups, self.consts.bias.shape[0]
-        obs = np.ascontiguousarray(np.asarray(obs, dtype=np.float32))
+        k = spec.K
+        obs = np.ascontiguousarray(obs, dtype=np.float32)
         if obs.ndim == 1:
             obs = obs[:, None]
-        term = np.ascontiguousarray(np.asarray(terminated, dtype=bool))
-        ended = term | np.asarray(truncated, dtype=bool)
-        reward = np.ascontiguousarray(np.asarray(reward, dtype=np.float32))
-        sensors, spikes = torch.empty(k, b, spec.encoder.n_out), torch.empty(b, k, q)
-        vec = torch.empty(8, b)  # r, delta, value, intrinsic, novelty, gain, surprise, spikes
-        counts, learnable = torch.empty(b, g), torch.empty(b, dtype=torch.bool)
-        action = np.zeros(b, dtype=np.int64)
-        o = _np(vec)
-        outs = Outs(_np(sensors), _np(spikes), o[0], o[1], o[2], o[3], o[4], o[5], o[6], _np(counts), action,
-                    _np(learnable), o[7])
+        term = np.ascontiguousarray(terminated, dtype=np.bool_)
+        ended = term | np.asarray(truncated, dtype=np.bool_)
+        reward = np.ascontiguousarray(reward, dtype=np.float32)
+        if not (obs.flags.writeable and term.flags.writeable and reward.flags.writeable):
+            obs, term, reward = obs.copy(), term.copy(), reward.copy()  # the kernel's types are of writeable arrays
+        counter, _, steps = self.counters.tolist()
+        weight = np.float32(bonus_weight(steps, spec.cfg.novelty.decay_steps))
+        args = (obs, reward, term, ended, bool(learn), self._rows(counter, k), weight, self.consts, self.enc,
+                self.arrays, self.outs)
+        self._kernel(args)(*args)
+        self.counters += self._step_add  # substeps, windows, decisions (views of the state's counters)
+        if learn and self._structural_on:
+            self._structural(state)
+        info = self._info[bool(learn)]
+        if spec.encoder.adaptation is not None:
+            info = info._replace(adaptation=state.encoder.level.mean(-1))
+        if spec.discrete:
+            act = torch.from_numpy(self.outs.action.copy())  # its own array: the next step overwrites outs
+        else:  # decoders.push_pull's operations in numpy (the same roundings; a torch op costs several us here)
+            low, high, mid, half, most, gain = self._push_pull
+            counts = self.outs.counts.reshape(self.outs.counts.shape[0], -1, 2)
+            drive = (counts[..., 0] - counts[..., 1]) / most
+            act = torch.from_numpy(np.maximum(np.minimum(mid + half * (gain * drive), high), low))
+        return act, state, info
+
+    def _kernel(self, args: tuple):
+        """The compiled kernel (serial or parallel, as torch's thread count says) for the types of ``args``.
+
+        numba's dispatcher finds the types of every argument on every call, all the arrays inside the named
+        tuples included (tens of microseconds a call); the types of the named tuples are fixed from
+        :meth:`bind` on, and those of the per-step arrays by :meth:`step`, so the entry point is looked up once
+        (``Dispatcher.compile`` returns it, from numba's cache when it is there)."""
         threads = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
-        kernel = _step_serial if threads == 1 else _step_parallel
+        entry = self._entries.get(threads == 1)
+        if entry is None:
+            kernel = _step_serial if threads == 1 else _step_parallel
+            entry = kernel.compile(tuple(numba.typeof(a) for a in args))
+            self._entries[threads == 1] = entry
         if threads > 1 and threads != self._threads:
             numba.set_num_threads(threads)
             self._threads = threads
-        weight = np.float32(bonus_weight(int(self.counters[2]), spec.cfg.novelty.decay_steps))
-        counter, windows, steps = self.counters
-        kernel(obs, reward, term, ended, learn, self._rows(int(counter), k), weight, self.consts, self.enc,
-               self.arrays, outs)
-        counter += k  # (numpy views of the state's counters: cheaper than three tensor ops)
-        windows += 1
-        steps += 1
-        if learn and any(p.structural is not None for p in spec.brain.projections):
-            self._structural(state)
-        r, delta, value, intrinsic, novelty, gain, surprise, n_spikes = vec
-        cfg = spec.cfg
-        info = StepInfo(delta, value, r, intrinsic, novelty, learnable,
-                        gain if (spec.novelty is not None or cfg.novelty.surprise_gain > 0) and learn else None,
-                        surprise if spec.surprise and learn else None,
-                        state.encoder.level.mean(-1) if spec.encoder.adaptation is not None else None, sensors,
-                        spikes.transpose(0, 1)[..., :self.consts.motor], n_spikes)
-        if spec.discrete:
-            act = torch.from_numpy(action)
-        else:
-            act = push_pull(counts, k * spec.motor_size, spec.act_low, spec.act_high, gain=cfg.brain.action_gain)
-        return act, state, info
+        return entry
 
     def _structural(self, state: AgentState) -> None:
         """Structural plasticity in torch (:func:`spikegym.brains.step.structural`), written into the bound

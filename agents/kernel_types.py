@@ -2,7 +2,7 @@
 
 ``Q`` columns: the motor population ``[0, M)``, then the critic ``[M, Q)``; ``P`` sensors; ``G`` action groups.
 :class:`~.kernel.KernelBackend` builds :class:`Consts` from the spec, :class:`Arrays` as views of the agents'
-state tensors and :class:`Outs` fresh every step.
+state tensors and :class:`Outs` once per binding (every step overwrites them).
 """
 
 from __future__ import annotations
