@@ -138,7 +138,8 @@ class KernelBackend:
         state = state._replace(
             brain=brain, critic=state.critic._replace(**{k: own(v) for k, v in state.critic._asdict().items()}),
             encoder=state.encoder._replace(**{k: own(v) for k, v in state.encoder._asdict().items()}),
-            novelty={k: own(v) for k, v in state.novelty.items()}, steps=own(state.steps))
+            novelty={k: own(v) for k, v in state.novelty.items()}, steps=own(state.steps),
+            lesion={k: own(v) for k, v in state.lesion.items()})
         none1, none2 = np.zeros((n_b, 0), np.float32), np.zeros((n_b, 0, 0), np.float32)
         pick = lambda kind, key, empty: _np(getattr(brain, kind)[key]) if key in getattr(brain, kind) else empty  # noqa
         cr, en, nov = state.critic, state.encoder, state.novelty
@@ -154,7 +155,8 @@ class KernelBackend:
             nov_level=_np(nov["level"]) if "level" in nov else none1,
             nov_last=_np(nov["last_input"]) if "last_input" in nov else none1,
             value_prev=_np(cr.value_prev), learnable=_np(cr.learnable), reward_mean=_np(cr.reward_mean),
-            td_fast=_np(cr.td_fast), td_slow=_np(cr.td_slow))
+            td_fast=_np(cr.td_fast), td_slow=_np(cr.td_slow),
+            alive_in=_np(state.lesion["sensors"]) if "sensors" in state.lesion else none1)
         self.consts = self._consts(state)
         self.counters = (_np(state.brain.counter), _np(state.brain.windows), _np(state.steps))
         self._bound = state

@@ -51,6 +51,9 @@ def agent_step(b, obs, reward, term, ended, learn, rows, bonus_w, c, enc, s, o):
     bits = np.empty(max(n_p, n_q), np.int32)
     encode_agent(obs[b], enc, s.rn_count[b:b + 1], s.rn_mean[b], s.rn_var[b], s.level[b], s.last_input[b],
                  r <= -c.punish, True, prob_in, np.empty(c.enc_work, np.float32))
+    if s.alive_in.shape[1]:  # lesioned sensor neurons (agents/lesion.py) never spike
+        for i in range(n_p):
+            prob_in[i] *= s.alive_in[b, i]
     for i in range(n_p):
         thr[i] = math.ceil(prob_in[i] * np.float32(GRID)) - np.float32(HALF_GRID)  # a < thr <=> uniform < p
     active = np.empty((n_k, n_p), np.int32)

@@ -122,6 +122,7 @@ class Arrays(NamedTuple):
     reward_mean: np.ndarray  # f32 [B]
     td_fast: np.ndarray    # f32 [B]
     td_slow: np.ndarray    # f32 [B]
+    alive_in: np.ndarray   # f32 [B, P]: 0 where a sensor neuron is lesioned (agents/lesion.py), or [B, 0]
 
 
 class Outs(NamedTuple):

@@ -36,6 +36,7 @@ class AgentState(NamedTuple):
     novelty: dict[str, Tensor]   # "counts" [B, T] int32 (hash) or "level", "last_input" [B, M] (neurons); {} when off
     critic: CriticState
     steps: Tensor                # [] int64: decisions taken
+    lesion: dict[str, Tensor]    # "sensors" [B, N_in]: 1, 0 where silenced (agents/lesion.py); {} when intact
 
 
 def init_state(spec: AgentSpec, seed: int, *, first: int = 0, batch: int | None = None) -> AgentState:
@@ -54,7 +55,7 @@ def init_state(spec: AgentSpec, seed: int, *, first: int = 0, batch: int | None 
     z = lambda dtype=torch.float32: torch.zeros(b, device=dev, dtype=dtype)  # noqa: E731
     critic = CriticState(z(), z(torch.bool), z(), z(), z())
     return AgentState(brain, spec.encoder.initial_state(b), novelty, critic,
-                      torch.zeros((), dtype=torch.int64, device=dev))
+                      torch.zeros((), dtype=torch.int64, device=dev), {})
 
 
 def flatten(state: AgentState) -> dict[str, Tensor]:
@@ -64,6 +65,7 @@ def flatten(state: AgentState) -> dict[str, Tensor]:
     out.update({f"novelty.{k}": v for k, v in state.novelty.items()})
     out.update({f"critic.{k}": v for k, v in state.critic._asdict().items()})
     out["steps"] = state.steps
+    out.update({f"lesion.{k}": v for k, v in state.lesion.items()})
     return out
 
 
@@ -75,6 +77,7 @@ def load_flat(template: AgentState, flat: dict[str, Tensor]) -> AgentState:
     if "brain.counter" in flat and "brain.keys" in flat and not any(k.startswith("brain.w.") for k in flat):
         flat = _from_buffers(template, flat)
     else:
+        template = _with_lesions(template, flat)
         extra = sorted(set(flat) - set(flatten(template)))
         if extra:
             raise KeyError(f"agent state: '{extra[0]}' is not part of these agents (another config?)")
@@ -91,7 +94,23 @@ def load_flat(template: AgentState, flat: dict[str, Tensor]) -> AgentState:
     encoder = EncoderState(*(take(f"encoder.{k}", v) for k, v in template.encoder._asdict().items()))
     novelty = {k: take(f"novelty.{k}", v) for k, v in template.novelty.items()}
     critic = CriticState(*(take(f"critic.{k}", v) for k, v in template.critic._asdict().items()))
-    return AgentState(brain, encoder, novelty, critic, take("steps", template.steps))
+    lesion = {k: take(f"lesion.{k}", v) for k, v in template.lesion.items()}
+    return AgentState(brain, encoder, novelty, critic, take("steps", template.steps), lesion)
+
+
+def _with_lesions(template: AgentState, flat: dict[str, Tensor]) -> AgentState:
+    """``template`` with room for the lesions ``flat`` carries (agents/lesion.py): silenced sensors, and the
+    connectivity mask a synapse lesion gives a projection that had none."""
+    lesion = {k[len("lesion."):]: v for k, v in flat.items() if k.startswith("lesion.")}
+    b = template.brain
+    masks = {k[len("brain.mask."):]: v for k, v in flat.items() if k.startswith("brain.mask.")
+             and k[len("brain.mask."):] not in b.mask}
+    if not lesion and not masks:
+        return template
+    mask = {**b.mask, **{n: torch.zeros_like(b.w[n], dtype=torch.bool) for n in masks}}
+    age = {**b.age, **{n: torch.zeros_like(b.w[n], dtype=torch.int16) for n in masks}}
+    like = {k: torch.zeros_like(v, device=template.steps.device) for k, v in lesion.items()}
+    return template._replace(brain=b._replace(mask=mask, age=age), lesion={**template.lesion, **like})
 
 
 def _from_buffers(template: AgentState, old: dict[str, Tensor]) -> dict[str, Tensor]:

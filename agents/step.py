@@ -99,6 +99,8 @@ def agent_step(spec: AgentSpec, state: AgentState, obs, reward, terminated, trun
     a = cfg.encoder.adaptation
     punish = (r <= -a.punishment_threshold) if a.sensitize_on_punishment and a.enabled else None
     probs, encoder, gain_fields = spec.encoder.code(state.encoder, obs, K=k_steps, sensitize=punish)
+    if "sensors" in state.lesion:  # lesioned sensor neurons (agents/lesion.py) never spike
+        probs = probs * state.lesion["sensors"]
     b, n_in = probs.shape
     sensors = (uniform(keys, counter, (k_steps, b, n_in), stream=SENSOR_STREAM) < probs).float()
 
@@ -137,7 +139,7 @@ def agent_step(spec: AgentSpec, state: AgentState, obs, reward, terminated, trun
     if gain_fields is not None:
         encoder = reset_adaptation(encoder, ended)
     critic = critic._replace(learnable=~ended, value_prev=value)
-    new = AgentState(brain, encoder, novelty_state, critic, state.steps + 1)
+    new = AgentState(brain, encoder, novelty_state, critic, state.steps + 1, state.lesion)
 
     motor = out.spikes["motor"]
     if spec.discrete:
