@@ -10,7 +10,8 @@ index), and a lesion stays through learning:
   added, all set, where the projection had none) with their weight and eligibility; the learning rule keeps
   masked synapses at 0, so learning cannot bring them back. (Structural plasticity, where it is on, may grow
   new synapses in their place, as it grows any absent synapse.)
-* ``motor``: the neurons' excitability is set to :data:`SILENT` (``-1e9``). An escape neuron then fires with
+* ``motor`` (any motor neurons) and ``motor_balanced`` (the same number from every action population): the
+  neurons' excitability is set to :data:`SILENT` (``-1e9``). An escape neuron then fires with
   probability ``sigmoid(slope * (input - 1e9)) = 0`` whatever its input, a LIF neuron's membrane stays far below
   threshold; threshold homeostasis moves the excitability by steps far below float32's resolution at 1e9, so
   it stays. (The kernel's ``exp`` saturates at ``e^88``, leaving a probability of 6e-39 that only a uniform
@@ -29,8 +30,8 @@ from torch import Tensor
 from .spec import AgentSpec
 from .state import AgentState
 
-Kind = Literal["sensors", "synapses", "motor"]
-KINDS: tuple[str, ...] = ("sensors", "synapses", "motor")
+Kind = Literal["sensors", "synapses", "motor", "motor_balanced"]
+KINDS: tuple[str, ...] = ("sensors", "synapses", "motor", "motor_balanced")
 #: the excitability of a lesioned motor neuron
 SILENT = -1e9
 ACTOR = "sensors->motor"
@@ -53,7 +54,8 @@ def lesion(spec: AgentSpec, state: AgentState, kind: str, fraction: float, seed:
     """``state`` with ``fraction`` of every agent's ``kind`` units silenced (see the module docstring).
 
     Args:
-        kind: ``sensors`` (input neurons), ``synapses`` (existing ``sensors->motor`` synapses) or ``motor``.
+        kind: ``sensors`` (input neurons), ``synapses`` (existing ``sensors->motor`` synapses), ``motor`` or
+            ``motor_balanced`` (motor neurons; balanced: the fraction of each action population).
         fraction: in ``[0, 1]``; of the units still there (a lesion on a lesioned state takes from the rest).
     Raises:
         ValueError: an unknown kind or a fraction outside ``[0, 1]``.
@@ -69,9 +71,14 @@ def lesion(spec: AgentSpec, state: AgentState, kind: str, fraction: float, seed:
         alive = state.lesion.get("sensors", torch.ones(b, n, device=spec.device))
         dead = _pick(alive > 0, fraction, seed)
         return state._replace(lesion={**state.lesion, "sensors": alive.masked_fill(dead, 0.0)})
-    if kind == "motor":
+    if kind in ("motor", "motor_balanced"):
         excite = brain.excite["motor"]
-        dead = _pick(excite > SILENT / 2, fraction, seed)
+        if kind == "motor":
+            dead = _pick(excite > SILENT / 2, fraction, seed)
+        else:
+            m = spec.motor_size
+            dead = torch.cat([_pick(excite[:, g * m:(g + 1) * m] > SILENT / 2, fraction, seed + 7919 * g)
+                              for g in range(spec.n_groups)], dim=1)
         return state._replace(brain=brain._replace(excite={**brain.excite, "motor": excite.masked_fill(dead, SILENT)}))
     w = brain.w[ACTOR]
     mask = brain.mask.get(ACTOR, torch.ones_like(w, dtype=torch.bool))

@@ -78,6 +78,7 @@ def main(argv=None) -> int:
     p.add_argument("--fractions", type=float, nargs="+", default=[0.0, 0.1, 0.25, 0.5, 0.75])
     p.add_argument("--episodes", type=int, default=5, help="evaluation episodes per agent")
     p.add_argument("--relearn", type=lambda s: int(float(s)), default=5000, help="relearning steps per agent")
+    p.add_argument("--kinds", nargs="+", choices=KINDS, default=["sensors", "synapses", "motor"])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides for the training run")
     p.add_argument("--quick", action="store_true", help="a tiny run (2 agents, 2k steps) to check the pipeline")
@@ -105,9 +106,9 @@ def main(argv=None) -> int:
     print(f"population: {run_dir} at step {step}, {agent.B} agents; {args.episodes} evaluation episodes, "
           f"{args.relearn} relearning steps; median over agents of each agent's mean return")
     print(f"  {'kind':<9} {'fraction':>8} {'off':>8} {'during':>8} {'after':>8}")
-    table: dict[str, dict[str, list[float]]] = {k: {"off": [], "during": [], "after": []} for k in KINDS}
+    table: dict[str, dict[str, list[float]]] = {k: {"off": [], "during": [], "after": []} for k in args.kinds}
     cache: dict[str, tuple[float, float, float]] = {}
-    for kind in KINDS:
+    for kind in args.kinds:
         for f in args.fractions:
             if f == 0 and "intact" in cache:  # no lesion: the same population for every kind
                 off, during, after = cache["intact"]
@@ -122,14 +123,14 @@ def main(argv=None) -> int:
                 table[kind][col].append(v)
             print(f"  {kind:<9} {f:>8g} {off:>8.1f} {during:>8.1f} {after:>8.1f}", flush=True)
     envs.close()
-    base = cache.get("intact", (table[KINDS[0]]["off"][0],))[0]
-    found = [f"{kind}{'' if col == 'off' else '(after)'}:{c}" for kind in KINDS for col in ("off", "after")
+    base = cache.get("intact", (table[args.kinds[0]]["off"][0],))[0]
+    found = [f"{kind}{'' if col == 'off' else '(after)'}:{c}" for kind in args.kinds for col in ("off", "after")
              for c in cliffs(table[kind][col], args.fractions, base)]
     curve = lambda kind, col: "/".join(f"{v:.0f}" for v in table[kind][col])  # noqa: E731
     print(f"  wall {time.perf_counter() - start:.0f} s")
     print(f"summary: env={cfg.env.id} agents={agent.B} trained_steps={step} intact={base:.1f} "
-          + " ".join(f"off_{k}={curve(k, 'off')}" for k in KINDS) + " "
-          + " ".join(f"after_{k}={curve(k, 'after')}" for k in KINDS)
+          + " ".join(f"off_{k}={curve(k, 'off')}" for k in args.kinds) + " "
+          + " ".join(f"after_{k}={curve(k, 'after')}" for k in args.kinds)
           + f" cliffs={','.join(found) if found else 'none'}")
     return 0
 

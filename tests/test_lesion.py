@@ -109,3 +109,11 @@ def test_a_lesioned_state_is_a_checkpoint_and_zero_changes_nothing():
         lesion(agent.spec, state, "critics", 0.1)
     with pytest.raises(ValueError, match="fraction"):
         lesion(agent.spec, state, "motor", 1.5)
+
+
+def test_a_balanced_motor_lesion_takes_the_same_number_from_every_action_population():
+    agent, envs = _agent()
+    envs.close()
+    dead = lesion(agent.spec, agent.state, "motor_balanced", 0.4, seed=1).brain.excite["motor"] <= SILENT / 2
+    m, g = agent.spec.motor_size, agent.spec.n_groups
+    assert dead.view(agent.B, g, m).sum(-1).tolist() == [[round(0.4 * m)] * g] * agent.B
