@@ -186,10 +186,15 @@ def agent_step(b, obs, reward, term, ended, learn, rows, bonus_w, c, enc, s, o):
                                   np.empty(c.projection.shape[1], np.float32))
     intrinsic = c.beta * novelty * bonus_w
     learnable = s.learnable[b]
+    gamma = c.gamma
+    if c.serotonin:  # the discount of the running mean reward (agents/serotonin.py), then the mean moves
+        gamma = c.sero_low + c.sero_span * (one / (one + math.exp(-(c.sero_gain * (s.serotonin[b] - c.sero_ref)))))
+        if learn and learnable:
+            s.serotonin[b] = lerp(s.serotonin[b], r, c.sero_rate)
     if c.baseline:
         dop = r + intrinsic - s.reward_mean[b]
     else:
-        dop = (zero if term[b] else c.gamma * v) + (r + intrinsic) - s.value_prev[b]
+        dop = (zero if term[b] else gamma * v) + (r + intrinsic) - s.value_prev[b]
     if c.clip >= 0:
         dop = min(max(dop, -c.clip), c.clip)
     if not learnable:

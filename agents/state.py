@@ -28,6 +28,7 @@ class CriticState(NamedTuple):
     reward_mean: Tensor   # running mean of the reward (dopamine.mode: baseline)
     td_fast: Tensor       # recent mean of the surprise errors (TD surprise)
     td_slow: Tensor       # long-run mean of the surprise errors
+    serotonin: Tensor     # running mean of the internal reward (dopamine.serotonin; agents/serotonin.py)
 
 
 class AgentState(NamedTuple):
@@ -53,7 +54,7 @@ def init_state(spec: AgentSpec, seed: int, *, first: int = 0, batch: int | None 
         level, last = novelty_neurons_init(b, spec.novelty, device=dev)
         novelty = {"level": level, "last_input": last}
     z = lambda dtype=torch.float32: torch.zeros(b, device=dev, dtype=dtype)  # noqa: E731
-    critic = CriticState(z(), z(torch.bool), z(), z(), z())
+    critic = CriticState(z(), z(torch.bool), z(), z(), z(), z())
     return AgentState(brain, spec.encoder.initial_state(b), novelty, critic,
                       torch.zeros((), dtype=torch.int64, device=dev), {})
 
@@ -93,6 +94,8 @@ def load_flat(template: AgentState, flat: dict[str, Tensor]) -> AgentState:
     brain = brain_state.unflatten(template.brain, part("brain."))
     encoder = EncoderState(*(take(f"encoder.{k}", v) for k, v in template.encoder._asdict().items()))
     novelty = {k: take(f"novelty.{k}", v) for k, v in template.novelty.items()}
+    if "critic.serotonin" not in flat:  # a checkpoint from before serotonin: the mean starts at 0
+        flat = {**flat, "critic.serotonin": torch.zeros_like(template.critic.serotonin)}
     critic = CriticState(*(take(f"critic.{k}", v) for k, v in template.critic._asdict().items()))
     lesion = {k: take(f"lesion.{k}", v) for k, v in template.lesion.items()}
     return AgentState(brain, encoder, novelty, critic, take("steps", template.steps), lesion)
@@ -139,7 +142,7 @@ def _from_buffers(template: AgentState, old: dict[str, Tensor]) -> dict[str, Ten
     for k in template.critic._fields:
         if f"agent.{k}" in old:
             new[f"critic.{k}"] = old[f"agent.{k}"]
-        elif k in ("td_fast", "td_slow", "reward_mean"):  # absent when the feature was off
+        elif k in ("td_fast", "td_slow", "reward_mean", "serotonin"):  # absent when the feature was off
             new[f"critic.{k}"] = torch.zeros_like(getattr(template.critic, k))
     if "agent.steps" in old:
         new["steps"] = old["agent.steps"]

@@ -99,6 +99,7 @@ def test_every_shipped_config_runs_on_the_kernel_in_lockstep_with_the_reference(
     ("plasticity.w_max=0.05", "brain.homeostasis.enabled=true", "brain.homeostasis.mode=scaling",
      "brain.homeostasis.target_rate=0.9"),                                    # scaling against the bounds
     ("dopamine.mode=baseline",),
+    ("dopamine.serotonin.enabled=true", "dopamine.serotonin.tau_steps=10"),  # serotonin sets the discount
     ("novelty.surprise_gain=0.5", "novelty.surprise_shrink=0.01", "novelty.surprise_errors=punishment"),
     ("dopamine.clip=0.05", "novelty.enabled=true", "novelty.ach_gain=2.0", "novelty.decay_steps=100"),
     ("novelty.enabled=true", "novelty.mode=neurons", "novelty.ach_gain=1.0"),

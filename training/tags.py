@@ -83,6 +83,8 @@ DOPAMINE_MEAN = "dopamine/mean"  # mean TD error (should hover near 0 once the c
 DOPAMINE_STD = "dopamine/std"
 DOPAMINE_ABS = "dopamine/abs_mean"
 DOPAMINE_VALUE = "dopamine/value"  # the critic's V(s), mean over agents
+DOPAMINE_SEROTONIN = "dopamine/serotonin"  # serotonin level in (0, 1) of the running mean reward, mean over agents
+DOPAMINE_GAMMA = "dopamine/gamma"  # the TD discount serotonin sets, mean over agents
 
 # -- novelty and sensory adaptation -------------------------------------------------------------
 NOVELTY_BONUS = "novelty/bonus"  # beta / sqrt(n), before the decay_steps weight
