@@ -140,7 +140,8 @@ class KernelBackend:
         state = state._replace(
             brain=brain, critic=state.critic._replace(**{k: own(v) for k, v in state.critic._asdict().items()}),
             encoder=state.encoder._replace(**{k: own(v) for k, v in state.encoder._asdict().items()}),
-            novelty={k: own(v) for k, v in state.novelty.items()}, steps=steps.view(()))
+            novelty={k: own(v) for k, v in state.novelty.items()}, steps=steps.view(()),
+            lesion={k: own(v) for k, v in state.lesion.items()})
         none1, none2 = np.zeros((n_b, 0), np.float32), np.zeros((n_b, 0, 0), np.float32)
         pick = lambda kind, key, empty: _np(getattr(brain, kind)[key]) if key in getattr(brain, kind) else empty  # noqa
         cr, en, nov = state.critic, state.encoder, state.novelty
@@ -156,7 +157,8 @@ class KernelBackend:
             nov_level=_np(nov["level"]) if "level" in nov else none1,
             nov_last=_np(nov["last_input"]) if "last_input" in nov else none1,
             value_prev=_np(cr.value_prev), learnable=_np(cr.learnable), reward_mean=_np(cr.reward_mean),
-            td_fast=_np(cr.td_fast), td_slow=_np(cr.td_slow))
+            td_fast=_np(cr.td_fast), td_slow=_np(cr.td_slow), serotonin=_np(cr.serotonin),
+            alive_in=_np(state.lesion["sensors"]) if "sensors" in state.lesion else none1)
         self.consts = self._consts(state)
         self.counters = _np(fused["count"])  # substeps, windows, decisions
         self._outputs(n_b)
@@ -262,7 +264,10 @@ class KernelBackend:
             beta=f32(n.beta), ach_gain=f32(n.ach_gain), surprise=spec.surprise,
             surprise_mode={"absolute": 0, "negative": 1, "punishment": 2}[n.surprise_errors],
             surprise_fast=f32(1.0 / n.surprise_fast_steps), surprise_slow=f32(1.0 / n.surprise_slow_steps),
-            surprise_gain=f32(n.surprise_gain), surprise_shrink=f32(n.surprise_shrink))
+            surprise_gain=f32(n.surprise_gain), surprise_shrink=f32(n.surprise_shrink),
+            serotonin=dop.serotonin.enabled, sero_rate=f32(1.0 / dop.serotonin.tau_steps),
+            sero_gain=f32(dop.serotonin.gain), sero_ref=f32(dop.serotonin.reference),
+            sero_low=f32(dop.serotonin.gamma_low), sero_span=f32(dop.serotonin.gamma_high - dop.serotonin.gamma_low))
 
     # ---------------------------------------------------------------- the step
 

@@ -51,6 +51,9 @@ def agent_step(b, obs, reward, term, ended, learn, rows, bonus_w, c, enc, s, o):
     bits = np.empty(max(n_p, n_q), np.int32)
     encode_agent(obs[b], enc, s.rn_count[b:b + 1], s.rn_mean[b], s.rn_var[b], s.level[b], s.last_input[b],
                  r <= -c.punish, True, prob_in, np.empty(c.enc_work, np.float32))
+    if s.alive_in.shape[1]:  # lesioned sensor neurons (agents/lesion.py) never spike
+        for i in range(n_p):
+            prob_in[i] *= s.alive_in[b, i]
     for i in range(n_p):
         thr[i] = math.ceil(prob_in[i] * np.float32(GRID)) - np.float32(HALF_GRID)  # a < thr <=> uniform < p
     active = np.empty((n_k, n_p), np.int32)
@@ -216,10 +219,15 @@ def agent_step(b, obs, reward, term, ended, learn, rows, bonus_w, c, enc, s, o):
                                   np.empty(c.projection.shape[1], np.float32))
     intrinsic = c.beta * novelty * bonus_w
     learnable = s.learnable[b]
+    gamma = c.gamma
+    if c.serotonin:  # the discount of the running mean reward (agents/serotonin.py), then the mean moves
+        gamma = c.sero_low + c.sero_span * (one / (one + math.exp(-(c.sero_gain * (s.serotonin[b] - c.sero_ref)))))
+        if learn and learnable:
+            s.serotonin[b] = lerp(s.serotonin[b], r, c.sero_rate)
     if c.baseline:
         dop = r + intrinsic - s.reward_mean[b]
     else:
-        dop = (zero if term[b] else c.gamma * v) + (r + intrinsic) - s.value_prev[b]
+        dop = (zero if term[b] else gamma * v) + (r + intrinsic) - s.value_prev[b]
     if c.clip >= 0:
         dop = min(max(dop, -c.clip), c.clip)
     if not learnable:

@@ -91,6 +91,12 @@ class Consts(NamedTuple):
     surprise_slow: float
     surprise_gain: float
     surprise_shrink: float
+    serotonin: bool        # the TD discount from the running mean reward (agents/serotonin.py)
+    sero_rate: float       # 1 / tau_steps
+    sero_gain: float
+    sero_ref: float
+    sero_low: float        # gamma_low
+    sero_span: float       # gamma_high - gamma_low
 
 
 class Arrays(NamedTuple):
@@ -124,6 +130,8 @@ class Arrays(NamedTuple):
     reward_mean: np.ndarray  # f32 [B]
     td_fast: np.ndarray    # f32 [B]
     td_slow: np.ndarray    # f32 [B]
+    serotonin: np.ndarray  # f32 [B] running mean of the internal reward (agents/serotonin.py)
+    alive_in: np.ndarray   # f32 [B, P]: 0 where a sensor neuron is lesioned (agents/lesion.py), or [B, 0]
 
 
 class Outs(NamedTuple):

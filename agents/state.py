@@ -28,6 +28,7 @@ class CriticState(NamedTuple):
     reward_mean: Tensor   # running mean of the reward (dopamine.mode: baseline)
     td_fast: Tensor       # recent mean of the surprise errors (TD surprise)
     td_slow: Tensor       # long-run mean of the surprise errors
+    serotonin: Tensor     # running mean of the internal reward (dopamine.serotonin; agents/serotonin.py)
 
 
 class AgentState(NamedTuple):
@@ -36,6 +37,7 @@ class AgentState(NamedTuple):
     novelty: dict[str, Tensor]   # "counts" [B, T] int32 (hash) or "level", "last_input" [B, M] (neurons); {} when off
     critic: CriticState
     steps: Tensor                # [] int64: decisions taken
+    lesion: dict[str, Tensor]    # "sensors" [B, N_in]: 1, 0 where silenced (agents/lesion.py); {} when intact
 
 
 def init_state(spec: AgentSpec, seed: int, *, first: int = 0, batch: int | None = None) -> AgentState:
@@ -52,9 +54,9 @@ def init_state(spec: AgentSpec, seed: int, *, first: int = 0, batch: int | None 
         level, last = novelty_neurons_init(b, spec.novelty, device=dev)
         novelty = {"level": level, "last_input": last}
     z = lambda dtype=torch.float32: torch.zeros(b, device=dev, dtype=dtype)  # noqa: E731
-    critic = CriticState(z(), z(torch.bool), z(), z(), z())
+    critic = CriticState(z(), z(torch.bool), z(), z(), z(), z())
     return AgentState(brain, spec.encoder.initial_state(b), novelty, critic,
-                      torch.zeros((), dtype=torch.int64, device=dev))
+                      torch.zeros((), dtype=torch.int64, device=dev), {})
 
 
 def flatten(state: AgentState) -> dict[str, Tensor]:
@@ -64,6 +66,7 @@ def flatten(state: AgentState) -> dict[str, Tensor]:
     out.update({f"novelty.{k}": v for k, v in state.novelty.items()})
     out.update({f"critic.{k}": v for k, v in state.critic._asdict().items()})
     out["steps"] = state.steps
+    out.update({f"lesion.{k}": v for k, v in state.lesion.items()})
     return out
 
 
@@ -75,6 +78,7 @@ def load_flat(template: AgentState, flat: dict[str, Tensor]) -> AgentState:
     if "brain.counter" in flat and "brain.keys" in flat and not any(k.startswith("brain.w.") for k in flat):
         flat = _from_buffers(template, flat)
     else:
+        template = _with_lesions(template, flat)
         extra = sorted(set(flat) - set(flatten(template)))
         if extra:
             raise KeyError(f"agent state: '{extra[0]}' is not part of these agents (another config?)")
@@ -90,8 +94,26 @@ def load_flat(template: AgentState, flat: dict[str, Tensor]) -> AgentState:
     brain = brain_state.unflatten(template.brain, part("brain."))
     encoder = EncoderState(*(take(f"encoder.{k}", v) for k, v in template.encoder._asdict().items()))
     novelty = {k: take(f"novelty.{k}", v) for k, v in template.novelty.items()}
+    if "critic.serotonin" not in flat:  # a checkpoint from before serotonin: the mean starts at 0
+        flat = {**flat, "critic.serotonin": torch.zeros_like(template.critic.serotonin)}
     critic = CriticState(*(take(f"critic.{k}", v) for k, v in template.critic._asdict().items()))
-    return AgentState(brain, encoder, novelty, critic, take("steps", template.steps))
+    lesion = {k: take(f"lesion.{k}", v) for k, v in template.lesion.items()}
+    return AgentState(brain, encoder, novelty, critic, take("steps", template.steps), lesion)
+
+
+def _with_lesions(template: AgentState, flat: dict[str, Tensor]) -> AgentState:
+    """``template`` with room for the lesions ``flat`` carries (agents/lesion.py): silenced sensors, and the
+    connectivity mask a synapse lesion gives a projection that had none."""
+    lesion = {k[len("lesion."):]: v for k, v in flat.items() if k.startswith("lesion.")}
+    b = template.brain
+    masks = {k[len("brain.mask."):]: v for k, v in flat.items() if k.startswith("brain.mask.")
+             and k[len("brain.mask."):] not in b.mask}
+    if not lesion and not masks:
+        return template
+    mask = {**b.mask, **{n: torch.zeros_like(b.w[n], dtype=torch.bool) for n in masks}}
+    age = {**b.age, **{n: torch.zeros_like(b.w[n], dtype=torch.int16) for n in masks}}
+    like = {k: torch.zeros_like(v, device=template.steps.device) for k, v in lesion.items()}
+    return template._replace(brain=b._replace(mask=mask, age=age), lesion={**template.lesion, **like})
 
 
 def _from_buffers(template: AgentState, old: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -120,7 +142,7 @@ def _from_buffers(template: AgentState, old: dict[str, Tensor]) -> dict[str, Ten
     for k in template.critic._fields:
         if f"agent.{k}" in old:
             new[f"critic.{k}"] = old[f"agent.{k}"]
-        elif k in ("td_fast", "td_slow", "reward_mean"):  # absent when the feature was off
+        elif k in ("td_fast", "td_slow", "reward_mean", "serotonin"):  # absent when the feature was off
             new[f"critic.{k}"] = torch.zeros_like(getattr(template.critic, k))
     if "agent.steps" in old:
         new["steps"] = old["agent.steps"]

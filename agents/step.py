@@ -34,6 +34,7 @@ from .decoders import continuous_action, discrete_action
 from .adaptation import AdaptationState
 from .encoders import reset_adaptation
 from .novelty import NoveltyState, SimHashParams, ach_gain, bonus_weight, novelty_neurons_step, novelty_step, td_surprise
+from . import serotonin as S
 from .spec import SENSOR_STREAM, TIE_STREAM, AgentSpec
 from .state import AgentState
 
@@ -99,6 +100,8 @@ def agent_step(spec: AgentSpec, state: AgentState, obs, reward, terminated, trun
     a = cfg.encoder.adaptation
     punish = (r <= -a.punishment_threshold) if a.sensitize_on_punishment and a.enabled else None
     probs, encoder, gain_fields = spec.encoder.code(state.encoder, obs, K=k_steps, sensitize=punish)
+    if "sensors" in state.lesion:  # lesioned sensor neurons (agents/lesion.py) never spike
+        probs = probs * state.lesion["sensors"]
     b, n_in = probs.shape
     sensors = (uniform(keys, counter, (k_steps, b, n_in), stream=SENSOR_STREAM) < probs).float()
 
@@ -114,6 +117,8 @@ def agent_step(spec: AgentSpec, state: AgentState, obs, reward, terminated, trun
         intrinsic = bonus * bonus_weight(int(state.steps), cfg.novelty.decay_steps)
     delta = _dopamine(spec, critic, r + intrinsic, value, term)
     delta = torch.where(critic.learnable, delta, 0.0)
+    if cfg.dopamine.serotonin.enabled and learn:  # the running mean reward moves after this TD error used it
+        critic = critic._replace(serotonin=S.update(critic.serotonin, r, critic.learnable, cfg.dopamine.serotonin))
     gain = surprise = None
     if learn:
         gain = ach_gain(novelty, cfg.novelty.ach_gain) if spec.novelty is not None else None
@@ -137,7 +142,7 @@ def agent_step(spec: AgentSpec, state: AgentState, obs, reward, terminated, trun
     if gain_fields is not None:
         encoder = reset_adaptation(encoder, ended)
     critic = critic._replace(learnable=~ended, value_prev=value)
-    new = AgentState(brain, encoder, novelty_state, critic, state.steps + 1)
+    new = AgentState(brain, encoder, novelty_state, critic, state.steps + 1, state.lesion)
 
     motor = out.spikes["motor"]
     if spec.discrete:
@@ -169,8 +174,9 @@ def _dopamine(spec: AgentSpec, critic, r: Tensor, value: Tensor, term: Tensor) -
     d = spec.cfg.dopamine
     if d.mode == "baseline":
         delta = r - critic.reward_mean
-    else:  # r + gamma V(s') (1 - terminated) - V(s)
-        delta = (d.gamma * value).masked_fill(term, 0.0) + r - critic.value_prev
+    else:  # r + gamma V(s') (1 - terminated) - V(s); serotonin sets gamma per agent
+        gamma = S.discount(critic.serotonin, d.serotonin) if d.serotonin.enabled else d.gamma
+        delta = (gamma * value).masked_fill(term, 0.0) + r - critic.value_prev
     return delta if d.clip is None else delta.clamp(-d.clip, d.clip)
 
 

@@ -184,7 +184,9 @@ def main(argv=None) -> int:
         firsts = [s if s is not None else math.inf for s in res["first_goal"]]
         print(f"  {name}: median_return_last100={res['median_return_last100']:.1f} goal_rate={res['goal_rate']:.3f} "
               f"solved={res['solved']} median_steps_to_solve={_fmt(res['median_steps_to_solve'])} "
-              f"median_first_goal={_fmt(float(np.median(firsts)))} agents_reaching_goal={sum(f < math.inf for f in firsts)}",
+              f"median_first_goal={_fmt(float(np.median(firsts)))} agents_reaching_goal={sum(f < math.inf for f in firsts)} "
+              f"spikes_per_decision={res['energy']['spikes_per_decision']['total']:.1f} "
+              f"synaptic_events_per_decision={res['energy']['synaptic_events_per_decision']['total']:.0f}",
               flush=True)
 
     def fig(name, key):

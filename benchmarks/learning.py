@@ -8,6 +8,10 @@ the same :func:`spikegym.training.loop.train` the CLI uses, prints each agent's 
 (Gymnasium's threshold over the mean of its last 100 episodes) and ends with::
 
     summary: env=<id> agents=<n> solved=<k> median_steps_to_solve=<int or inf> median_return_last100=<float>
+             spikes_per_decision=<float> synaptic_events_per_decision=<float>
+
+(one line; energy: spikes of every population and synaptic events per decision, mean over the run's decisions
+and over agents; the per-agent table has them per agent, ``training/energy.py``).
 
 ``--baseline ppo`` also trains Stable-Baselines3 PPO with rl-baselines3-zoo's hyperparameters on the
 same env, for the same number of env steps as one of our agents, in the same process (``--ppo-seeds``
@@ -174,10 +178,17 @@ def main(argv=None) -> int:
     threshold = res["solved_threshold"]
     print(f"spiking agents: {args.env}, {res['agents']} agents x {res['steps']} steps, config {res['config']}")
     print(f"  wall {res['wall_s']:.0f} s, {res['agent_steps_per_s']:.0f} agent-steps/s, threshold {threshold}")
-    print(f"  {'agent':>5} {'steps_to_solve':>14} {'return_last100':>14} {'episodes':>8}")
-    for i, (s, r, n) in enumerate(zip(res["steps_to_solve"], res["mean_return_last100_per_agent"],
-                                      res["episodes_per_agent"])):
-        print(f"  {i:>5} {_fmt_steps(s):>14} {r:>14.1f} {n:>8}")
+    energy = res["energy"]
+    print(f"  {'agent':>5} {'steps_to_solve':>14} {'return_last100':>14} {'episodes':>8} {'spikes/dec':>10} "
+          f"{'events/dec':>10}")
+    for i, (s, r, n, sp, ev) in enumerate(zip(res["steps_to_solve"], res["mean_return_last100_per_agent"],
+                                              res["episodes_per_agent"], energy["spikes_per_decision_per_agent"],
+                                              energy["synaptic_events_per_decision_per_agent"])):
+        print(f"  {i:>5} {_fmt_steps(s):>14} {r:>14.1f} {n:>8} {sp:>10.1f} {ev:>10.0f}")
+    pops = [p for p in energy["spikes_per_decision"] if p != "total"]
+    print("  energy per decision, mean over agents: " + ", ".join(
+        f"{p} {energy['spikes_per_decision'][p]:.1f} spikes / {energy['synaptic_events_per_decision'][p]:.0f} events"
+        for p in pops))
 
     if args.baseline == "ppo":
         budget = res["steps"]
@@ -195,7 +206,9 @@ def main(argv=None) -> int:
 
     print(f"summary: env={args.env} agents={res['agents']} solved={res['solved']} "
           f"median_steps_to_solve={_fmt_steps(res['median_steps_to_solve'])} "
-          f"median_return_last100={res['median_return_last100']:.1f}")
+          f"median_return_last100={res['median_return_last100']:.1f} "
+          f"spikes_per_decision={energy['spikes_per_decision']['total']:.1f} "
+          f"synaptic_events_per_decision={energy['synaptic_events_per_decision']['total']:.0f}")
     return 0
 
 

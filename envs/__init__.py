@@ -16,6 +16,9 @@ from spikegym.envs.make import (  # first: sets MUJOCO_GL before mujoco can be i
 )
 from spikegym.envs.changes import CHANGES, Change, Interface, describe_changes, register_change
 from spikegym.envs.schedule import Draw, Phase, PhaseSpan, ScheduleError, TaskSchedule, TaskScheduleWrapper
+from spikegym.envs.cue_response import register as _register_cue_response
+
+_register_cue_response()  # spikegym/CueResponse-v0
 
 __all__ = [
     "make_env", "make_vector_env", "reset_seeds", "obs_bounds", "is_discrete", "action_size", "VECTORIZATIONS",

@@ -43,10 +43,14 @@ def _close(a, b, what, step, rtol=2e-4, atol=2e-5):
         torch.testing.assert_close(a, b, rtol=rtol, atol=atol * scale, msg=lambda m: f"{what} at step {step}: {m}")
 
 
-def lockstep(config: str, *overrides: str, batch: int = 4, steps: int = 200, max_flips: float = 0.05) -> int:
-    """Run the kernel and the reference side by side; returns the number of steps where a spike differed."""
+def lockstep(config: str, *overrides: str, batch: int = 4, steps: int = 200, max_flips: float = 0.05,
+             prepare=None) -> int:
+    """Run the kernel and the reference side by side; returns the number of steps where a spike differed.
+    ``prepare(spec, state) -> state`` changes the agents' state before the first step (e.g. a lesion)."""
     cfg, envs, make = _agents(config, batch, *overrides)
     fast, ref = make("kernel"), make("reference")
+    if prepare is not None:  # the reference takes the kernel's state (and so the change) before every step
+        fast.state = prepare(fast.spec, fast.state)
     assert fast.backend.name == "kernel" and ref.backend.name == "reference"
     obs, _ = envs.reset(seed=reset_seeds(0, batch))
     reward, term, trunc = np.zeros(batch), np.zeros(batch, bool), np.zeros(batch, bool)
@@ -95,6 +99,7 @@ def test_every_shipped_config_runs_on_the_kernel_in_lockstep_with_the_reference(
     ("plasticity.w_max=0.05", "brain.homeostasis.enabled=true", "brain.homeostasis.mode=scaling",
      "brain.homeostasis.target_rate=0.9"),                                    # scaling against the bounds
     ("dopamine.mode=baseline",),
+    ("dopamine.serotonin.enabled=true", "dopamine.serotonin.tau_steps=10"),  # serotonin sets the discount
     ("novelty.surprise_gain=0.5", "novelty.surprise_shrink=0.01", "novelty.surprise_errors=punishment"),
     ("dopamine.clip=0.05", "novelty.enabled=true", "novelty.ach_gain=2.0", "novelty.decay_steps=100"),
     ("novelty.enabled=true", "novelty.mode=neurons", "novelty.ach_gain=1.0"),
@@ -115,6 +120,19 @@ def test_every_shipped_config_runs_on_the_kernel_in_lockstep_with_the_reference(
 ], ids=lambda o: " ".join(o))
 def test_mechanisms_on_the_kernel_in_lockstep_with_the_reference(overrides):
     lockstep("configs/cartpole.yaml", *overrides, steps=100)
+
+
+@pytest.mark.parametrize("overrides", [(), ("brain.neuron=lif", "plasticity.rule=stdp", "brain.lateral_inhibition=0.2",
+                                        "brain.homeostasis.enabled=true")], ids=["escape", "lif"])
+def test_lesioned_agents_on_the_kernel_in_lockstep_with_the_reference(overrides):
+    """Silenced sensors, removed synapses and silenced motor neurons (agents/lesion.py) on both backends."""
+    from spikegym.agents.lesion import lesion
+
+    def prepare(spec, state):
+        for i, kind in enumerate(("sensors", "synapses", "motor")):
+            state = lesion(spec, state, kind, 0.4, seed=i)
+        return state
+    lockstep("configs/cartpole.yaml", *overrides, steps=100, prepare=prepare)
 
 
 def test_without_numba_auto_takes_the_reference_and_kernel_says_why(monkeypatch):

@@ -9,7 +9,8 @@ from conftest import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["brain.substeps=4", "brain.motor_size=4", "brain.critic_size=4", "encoder.fields=4", "run.log_every=100"]
-SUMMARY = r"summary: env=CartPole-v1 agents=2 solved=(\d+) median_steps_to_solve=(\S+) median_return_last100=(\S+)"
+SUMMARY = (r"summary: env=CartPole-v1 agents=2 solved=(\d+) median_steps_to_solve=(\S+) median_return_last100=(\S+) "
+           r"spikes_per_decision=(\S+) synaptic_events_per_decision=(\S+)")
 
 
 @pytest.fixture(scope="module")

@@ -250,6 +250,19 @@ class PlasticityConfig:
 
 
 @dataclass
+class SerotoninConfig:
+    """Serotonin (Doya 2002: the time scale of reward prediction): the TD discount follows the agent's fortune."""
+
+    enabled: bool = setting(False, "adapt the TD discount (replacing dopamine.gamma) from the running mean reward")
+    tau_steps: float = setting(1000.0, "decisions over which the internal reward is averaged", min=1.0)
+    gain: float = setting(20.0, "level = sigmoid(gain * (mean reward - reference))", min=0.0)
+    reference: float = setting(0.0, "mean internal reward at which the level is 1/2")
+    gamma_low: float = setting(0.9, "TD discount at level 0 (an agent that keeps being punished looks less far)",
+                               min=0.0, max=1.0)
+    gamma_high: float = setting(0.99, "TD discount at level 1", min=0.0, max=1.0)
+
+
+@dataclass
 class DopamineConfig:
     """The third factor: reward prediction error."""
 
@@ -261,6 +274,7 @@ class DopamineConfig:
     value_high: Optional[float] = setting(None, "critic value when its neurons fire at full rate (null: max(failure_reward, 0), or +1 without failure_reward)")
     value_init: Optional[float] = setting(None, "the critic's value before it learns, strictly between the value range's ends: "
                                                 "sets the critic neurons' bias (null: brain.critic_bias decides)")
+    serotonin: SerotoninConfig = section(SerotoninConfig, "serotonin: the TD discount from the running mean reward")
 
     def cross_check(self) -> list[tuple[str, str]]:
         if self.value_low is not None and self.value_high is not None and self.value_low >= self.value_high:

@@ -103,6 +103,7 @@ def train(cfg: Config, *, run_dir=None, resume: bool = False, command_line: Opti
             for step in range(start, run.steps):
                 # ---- the learning rule lives in agent.step: dopamine for the last transition, then act
                 action, step_info = agent.step(obs, reward, terminated, truncated)
+                stats.energy.add(step_info)  # spikes per neuron: energy/ at the log steps
                 obs, reward, terminated, truncated, info = envs.step(action)
                 check_observations(obs, reward, step=step + 1)  # a NaN never reaches the agent
                 stats.update(step + 1, info)

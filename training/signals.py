@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from spikegym.agents import serotonin as S
 from spikegym.agents.novelty import bonus_weight
 from spikegym.training import tags as T
 
@@ -58,6 +59,11 @@ def agent_signals(agent, info, step: int) -> Signals:
         s[T.DOPAMINE_STD] = d.std().item() if d.numel() > 1 else 0.0
         s[T.DOPAMINE_ABS] = d.abs().mean().item()
     s[T.DOPAMINE_VALUE] = info.value.mean().item()
+    sero = agent.cfg.dopamine.serotonin
+    if sero.enabled:
+        mean = agent.state.critic.serotonin
+        s[T.DOPAMINE_SEROTONIN] = S.level(mean, sero).mean().item()
+        s[T.DOPAMINE_GAMMA] = S.discount(mean, sero).mean().item()
     n_cfg = agent.cfg.novelty
     if n_cfg.enabled:
         novelty = info.novelty

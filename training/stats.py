@@ -13,6 +13,7 @@ from typing import Optional
 import numpy as np
 
 from spikegym.training import tags as T
+from spikegym.training.energy import EnergyMeter
 
 
 class EpisodeStats:
@@ -25,6 +26,7 @@ class EpisodeStats:
         self.lengths: list[list[int]] = [[] for _ in range(num_agents)]
         self.solved_step: list[Optional[int]] = [None] * num_agents
         self._points: list[tuple[int, int, float, int]] = []
+        self.energy = EnergyMeter(num_agents)  # spikes and synaptic events per decision (the loop feeds it)
 
     def update(self, step: int, info: dict) -> None:
         mask = info.get("_episode")
@@ -88,13 +90,16 @@ class EpisodeStats:
             "median_return_last100": float(np.nanmedian(rets)) if not all(np.isnan(rets)) else float("nan"),
             "mean_return_last100_per_agent": rets,
             "episodes_per_agent": [len(r) for r in self.returns],
+            "energy": self.energy.summary(),
         }
 
     # ---- checkpointing (JSON) ------------------------------------------------------------
 
     def state(self) -> dict:
-        return {"steps": self.steps, "returns": self.returns, "lengths": self.lengths, "solved_step": self.solved_step}
+        return {"steps": self.steps, "returns": self.returns, "lengths": self.lengths, "solved_step": self.solved_step,
+                "energy": self.energy.state()}
 
     def load(self, state: dict) -> None:
         self.steps, self.returns = state["steps"], state["returns"]
         self.lengths, self.solved_step = state["lengths"], state["solved_step"]
+        self.energy.load(state.get("energy"))  # absent in checkpoints from before energy was counted

@@ -5,7 +5,7 @@ Names users compare across libraries follow Stable-Baselines3 (``rollout/ep_rew_
 ``rollout/ep_len_mean``, ``time/fps``, ``eval/mean_reward``: means, as there) and CleanRL
 (``charts/episodic_return`` for raw per-episode points). The population's curve is its median
 and quartiles (``population/``), each agent's own under ``agents/``. Our own groups: ``brain/``,
-``plasticity/``, ``dopamine/``, ``novelty/``, ``task/``, ``continual/``. Only tags that the code
+``plasticity/``, ``dopamine/``, ``novelty/``, ``task/``, ``continual/``, ``energy/``. Only tags that the code
 writes are defined here (``tests/test_tags.py`` checks it). Templates with a
 ``{placeholder}`` are filled with :func:`tag`::
 
@@ -32,7 +32,9 @@ DOPAMINE = "dopamine/"
 NOVELTY = "novelty/"
 TASK = "task/"
 CONTINUAL = "continual/"
-PREFIXES = (ROLLOUT, POPULATION, AGENTS, TIME, EVAL, CHARTS, BRAIN, PLASTICITY, DOPAMINE, NOVELTY, TASK, CONTINUAL)
+ENERGY = "energy/"
+PREFIXES = (ROLLOUT, POPULATION, AGENTS, TIME, EVAL, CHARTS, BRAIN, PLASTICITY, DOPAMINE, NOVELTY, TASK, CONTINUAL,
+            ENERGY)
 
 # -- the population's return: "recent" = each agent's mean over its last 100 episodes -----------
 POP_MEDIAN = "population/median"  # median over agents of their recent return: the main curve
@@ -61,6 +63,12 @@ BRAIN_RATE = "brain/rate/{pop}"  # mean firing rate of a population, Hz
 BRAIN_SPIKES_PER_DECISION = "brain/spikes_per_decision"  # spikes of all non-input neurons per decision, per agent
 BRAIN_RASTER = "brain/raster"  # image: agent 0's sensor and motor spikes over 25 decisions, in an env of its own
 
+# -- energy (training/energy.py): per decision (one env step), mean over agents and the log interval ----------
+ENERGY_SPIKES = "energy/spikes_per_decision/{pop}"  # spikes of a population (sensors, motor, critic)
+ENERGY_EVENTS = "energy/synaptic_events_per_decision/{pop}"  # its spikes x their existing outgoing synapses
+ENERGY_SPIKES_TOTAL = "energy/spikes_per_decision"  # all populations, sensors included
+ENERGY_EVENTS_TOTAL = "energy/synaptic_events_per_decision"
+
 # -- plasticity ---------------------------------------------------------------------------------
 PLASTICITY_W_MEAN = "plasticity/w_mean/{proj}"  # weights, mean over agents and synapses
 PLASTICITY_W_ABS = "plasticity/w_abs_mean/{proj}"
@@ -75,6 +83,8 @@ DOPAMINE_MEAN = "dopamine/mean"  # mean TD error (should hover near 0 once the c
 DOPAMINE_STD = "dopamine/std"
 DOPAMINE_ABS = "dopamine/abs_mean"
 DOPAMINE_VALUE = "dopamine/value"  # the critic's V(s), mean over agents
+DOPAMINE_SEROTONIN = "dopamine/serotonin"  # serotonin level in (0, 1) of the running mean reward, mean over agents
+DOPAMINE_GAMMA = "dopamine/gamma"  # the TD discount serotonin sets, mean over agents
 
 # -- novelty and sensory adaptation -------------------------------------------------------------
 NOVELTY_BONUS = "novelty/bonus"  # beta / sqrt(n), before the decay_steps weight

@@ -48,9 +48,12 @@ def summary_writer(run_dir: Path, purge_step: Optional[int] = None):
 
 def log_step(writer, agent, info, stats, step: int, *, fps: float, elapsed: float, num_agents: int) -> None:
     """The scalars of a log step: returns (population, per agent, CleanRL's raw points), speed,
-    and the brain's signals (``info``: the last step's StepInfo)."""
+    and the brain's signals (``info``: the last step's StepInfo); energy per decision over the interval."""
+    energy = stats.energy.flush(agent)  # also without a writer: the run's totals (result.json) need it
     if writer is None:
         return
+    for tag, value in energy.items():
+        writer.add_scalar(tag, value, step)
     for tag, value in stats.scalars().items():
         writer.add_scalar(tag, value, step)
     for s, b, ret, _ in stats.drain_points():  # a point per episode: kept to two writes (early episodes are short)
