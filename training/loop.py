@@ -138,6 +138,7 @@ def train(cfg: Config, *, run_dir=None, resume: bool = False, command_line: Opti
                 progress.update()
                 if stop.signum is not None:  # SIGINT/SIGTERM: keep this step's work, then stop
                     if not checkpoint:
+                        stats.energy.flush(agent)  # the energy counts since the last log step go into the checkpoint
                         if writer is not None:
                             writer.flush()
                         save(run_dir, done, agent, envs, stats, tracker, (obs, reward, terminated, truncated), cfg)
