@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import types
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -162,7 +162,7 @@ class KernelBackend:
         self.consts = self._consts(state)
         self.counters = _np(fused["count"])  # substeps, windows, decisions
         self._outputs(n_b)
-        self._entries = {}
+        self._entries: dict[bool, Any] = {}  # serial or parallel build -> its compiled entry point
         self._bound = state
         return state
 
