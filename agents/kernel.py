@@ -34,6 +34,7 @@ from .decoders import push_pull
 from .kernel_sense import encoder_consts, encoder_work_size, neuron_adaptation
 from .kernel_step import step_all
 from .kernel_types import ESCAPE, LIF, Arrays, Consts, Outs
+from .kernel_modules import modules_all
 from .novelty import SimHashParams, bonus_weight
 from .spec import SENSOR_STREAM, TIE_STREAM, AgentSpec
 from .state import AgentState
@@ -138,7 +139,8 @@ class KernelBackend:
         state = state._replace(
             brain=brain, critic=state.critic._replace(**{k: own(v) for k, v in state.critic._asdict().items()}),
             encoder=state.encoder._replace(**{k: own(v) for k, v in state.encoder._asdict().items()}),
-            novelty={k: own(v) for k, v in state.novelty.items()}, steps=own(state.steps))
+            novelty={k: own(v) for k, v in state.novelty.items()}, steps=own(state.steps),
+            modules={k: own(v) for k, v in state.modules.items()})
         none1, none2 = np.zeros((n_b, 0), np.float32), np.zeros((n_b, 0, 0), np.float32)
         pick = lambda kind, key, empty: _np(getattr(brain, kind)[key]) if key in getattr(brain, kind) else empty  # noqa
         cr, en, nov = state.critic, state.encoder, state.novelty
@@ -272,12 +274,14 @@ class KernelBackend:
         if learn and any(p.structural is not None for p in spec.brain.projections):
             self._structural(state)
         r, delta, value, intrinsic, novelty, gain, surprise, n_spikes = vec
+        if learn and spec.modules is not None:
+            self._modules(state, delta, r, learnable)
         cfg = spec.cfg
         info = StepInfo(delta, value, r, intrinsic, novelty, learnable,
                         gain if (spec.novelty is not None or cfg.novelty.surprise_gain > 0) and learn else None,
                         surprise if spec.surprise and learn else None,
                         state.encoder.level.mean(-1) if spec.encoder.adaptation is not None else None, sensors,
-                        spikes.transpose(0, 1)[..., :self.consts.motor], n_spikes)
+                        spikes.transpose(0, 1)[..., :self.consts.motor], n_spikes, state.modules.get("active"))
         if spec.discrete:
             act = torch.from_numpy(action)
         else:
@@ -294,6 +298,17 @@ class KernelBackend:
                 old = getattr(brain, kind)[name]
                 if t is not old:
                     old.copy_(t)
+
+    def _modules(self, state: AgentState, delta: Tensor, r: Tensor, learnable: Tensor) -> None:
+        """Context modules (:func:`.kernel_modules.modules_all`, the twin of the torch rule the reference calls
+        after its learning), in place on the bound state."""
+        p, a, mods = self.spec.modules, self.arrays, state.modules
+        assert p is not None
+        f32 = np.float32
+        modules_all(_np(delta), _np(r), _np(learnable), p.errors, f32(p.fast), f32(p.slow), f32(p.min_error),
+                    f32(p.switch_surprise), p.patience, a.w, a.e, a.mask, a.learnable,
+                    *(_np(mods[k]) for k in ("active", "n", "fast", "slow", "failed", "streak", "held", "actor",
+                                             "critic")))
 
     def _rows(self, counter: int, k: int) -> np.ndarray:
         """Row words ``[K]`` of steps ``counter .. counter + K - 1`` (from a cached block of 4096 steps)."""

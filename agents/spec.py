@@ -23,6 +23,7 @@ from spikegym.brains.synapses import TMParams
 
 from .adaptation import AdaptationParams
 from .encoders import PopulationEncoder
+from .modules import ModuleParams, module_params
 from .novelty import NoveltyNeuronParams, SimHashParams, novelty_neuron_params, simhash_params
 
 #: noise streams of the sensors' Bernoulli spikes and of the tie breaks between action populations
@@ -89,7 +90,7 @@ class AgentSpec:
     constants; the state it keeps is not the agents'); ``brain`` (:class:`BrainSpec`); ``discrete``;
     ``n_groups`` motor populations (actions, or a push-pull pair per action dimension); ``act_low``,
     ``act_high`` ``[A]``; ``novelty`` (:class:`SimHashParams`, :class:`NoveltyNeuronParams` or None);
-    ``value_low``, ``value_high``; ``device``.
+    ``value_low``, ``value_high``; ``modules`` (:class:`~.modules.ModuleParams` or None); ``device``.
     """
 
     def __init__(self, cfg, obs_low, obs_high, action_space, *, num_agents: int, device="cpu",
@@ -130,6 +131,7 @@ class AgentSpec:
                                                      beta=n.beta, seed=seed, adaptation=habituation,
                                                      device=self.device)
         self.value_low, self.value_high = cfg.dopamine.value_range(cfg.env.failure_reward)
+        self.modules: Optional[ModuleParams] = module_params(cfg)  # context modules (None: one weight set)
 
     @property
     def surprise(self) -> bool:

@@ -16,6 +16,7 @@ from spikegym.brains import state as brain_state
 from spikegym.brains.state import BrainState
 
 from .encoders import EncoderState
+from .modules import modules_init
 from .novelty import SimHashParams, novelty_init, novelty_neurons_init
 from .spec import AgentSpec
 
@@ -36,6 +37,7 @@ class AgentState(NamedTuple):
     novelty: dict[str, Tensor]   # "counts" [B, T] int32 (hash) or "level", "last_input" [B, M] (neurons); {} when off
     critic: CriticState
     steps: Tensor                # [] int64: decisions taken
+    modules: dict[str, Tensor]   # context modules (agents/modules.py: "actor", "critic", "active", ...); {} when off
 
 
 def init_state(spec: AgentSpec, seed: int, *, first: int = 0, batch: int | None = None) -> AgentState:
@@ -53,8 +55,10 @@ def init_state(spec: AgentSpec, seed: int, *, first: int = 0, batch: int | None 
         novelty = {"level": level, "last_input": last}
     z = lambda dtype=torch.float32: torch.zeros(b, device=dev, dtype=dtype)  # noqa: E731
     critic = CriticState(z(), z(torch.bool), z(), z(), z())
+    modules = {} if spec.modules is None else modules_init(spec.modules, brain.w["sensors->motor"],
+                                                                       brain.w["sensors->critic"])
     return AgentState(brain, spec.encoder.initial_state(b), novelty, critic,
-                      torch.zeros((), dtype=torch.int64, device=dev))
+                      torch.zeros((), dtype=torch.int64, device=dev), modules)
 
 
 def flatten(state: AgentState) -> dict[str, Tensor]:
@@ -64,6 +68,7 @@ def flatten(state: AgentState) -> dict[str, Tensor]:
     out.update({f"novelty.{k}": v for k, v in state.novelty.items()})
     out.update({f"critic.{k}": v for k, v in state.critic._asdict().items()})
     out["steps"] = state.steps
+    out.update({f"modules.{k}": v for k, v in state.modules.items()})
     return out
 
 
@@ -91,7 +96,8 @@ def load_flat(template: AgentState, flat: dict[str, Tensor]) -> AgentState:
     encoder = EncoderState(*(take(f"encoder.{k}", v) for k, v in template.encoder._asdict().items()))
     novelty = {k: take(f"novelty.{k}", v) for k, v in template.novelty.items()}
     critic = CriticState(*(take(f"critic.{k}", v) for k, v in template.critic._asdict().items()))
-    return AgentState(brain, encoder, novelty, critic, take("steps", template.steps))
+    modules = {k: take(f"modules.{k}", v) for k, v in template.modules.items()}
+    return AgentState(brain, encoder, novelty, critic, take("steps", template.steps), modules)
 
 
 def _from_buffers(template: AgentState, old: dict[str, Tensor]) -> dict[str, Tensor]:

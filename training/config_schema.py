@@ -302,6 +302,29 @@ class NoveltyConfig:
 
 
 @dataclass
+class ModulesConfig:
+    """Context modules: several motor + critic weight sets per agent; a persistent surprise switches them."""
+
+    count: int = setting(1, "motor + critic weight sets per agent (1: off); only the active one learns", min=1, max=16)
+    switch_surprise: float = setting(
+        0.5, "the active module is surprised when the recent mean of its errors exceeds (1 + this) x its long-run mean",
+        min=0.0)
+    patience: int = setting(300, "surprised decisions in a row before the agent takes up another module", min=1)
+    errors: Literal["punishment", "absolute", "negative"] = setting(
+        "punishment", "what surprises a module: 'punishment' max(0, -reward) (how often it hurts: it falls while a "
+        "module learns and jumps when its world changes), 'absolute' |TD error|, 'negative' max(0, -TD error)")
+    fast_steps: float = setting(200.0, "decisions in a module's recent mean of its errors", min=1.0)
+    slow_steps: float = setting(20_000.0, "decisions in a module's long-run mean of its errors", min=1.0)
+    min_error: float = setting(0.01, "floor of the long-run mean in the surprise ratio (a module that has hardly "
+                                     "ever erred is not thrown over by one error)", min=0.0)
+
+    def cross_check(self) -> list[tuple[str, str]]:
+        if self.fast_steps >= self.slow_steps:
+            return [("slow_steps", "must be greater than 'fast_steps'")]
+        return []
+
+
+@dataclass
 class RunConfig:
     """Length, seeding, device, logging and checkpoints of a run."""
 
@@ -339,5 +362,6 @@ class Config:
     plasticity: PlasticityConfig = section(PlasticityConfig, "learning rules")
     dopamine: DopamineConfig = section(DopamineConfig, "reward prediction error")
     novelty: NoveltyConfig = section(NoveltyConfig, "curiosity bonus")
+    modules: ModulesConfig = section(ModulesConfig, "context modules against forgetting")
     run: RunConfig = section(RunConfig, "length, seed, device, logging, checkpoints")
 
