@@ -135,7 +135,8 @@ class KernelBackend:
             brain = brain._replace(**{kind: {**getattr(brain, kind), "motor": views[0], "critic": views[1]}})
         brain = brain._replace(rate={**brain.rate, "sensors": own(bs.rate["sensors"])},
                                **{k: {n: own(t) for n, t in getattr(bs, k).items()}
-                                  for k in ("v", "refractory", "theta", "u", "xpre", "xpost", "stp_u", "stp_x")})
+                                  for k in ("v", "refractory", "theta", "u", "xpre", "xpost", "stp_u", "stp_x",
+                                            "consolidation")})
         state = state._replace(
             brain=brain, critic=state.critic._replace(**{k: own(v) for k, v in state.critic._asdict().items()}),
             encoder=state.encoder._replace(**{k: own(v) for k, v in state.encoder._asdict().items()}),
@@ -156,7 +157,7 @@ class KernelBackend:
             nov_level=_np(nov["level"]) if "level" in nov else none1,
             nov_last=_np(nov["last_input"]) if "last_input" in nov else none1,
             value_prev=_np(cr.value_prev), learnable=_np(cr.learnable), reward_mean=_np(cr.reward_mean),
-            td_fast=_np(cr.td_fast), td_slow=_np(cr.td_slow))
+            td_fast=_np(cr.td_fast), td_slow=_np(cr.td_slow), consol=pick("consolidation", ACTOR, none2))
         self.consts = self._consts(state)
         self.counters = (_np(state.brain.counter), _np(state.brain.windows), _np(state.steps))
         self._bound = state
@@ -196,6 +197,7 @@ class KernelBackend:
         if nov is not None and not isinstance(nov, SimHashParams):
             nov_adapt = neuron_adaptation(nov.adaptation, nov.dt)
         a, n = cfg.encoder.adaptation, cfg.novelty
+        consol = actor.consolidation
         self.enc = encoder_consts(enc, k)
         f32 = np.float32
         return Consts(
@@ -234,7 +236,9 @@ class KernelBackend:
             beta=f32(n.beta), ach_gain=f32(n.ach_gain), surprise=spec.surprise,
             surprise_mode={"absolute": 0, "negative": 1, "punishment": 2}[n.surprise_errors],
             surprise_fast=f32(1.0 / n.surprise_fast_steps), surprise_slow=f32(1.0 / n.surprise_slow_steps),
-            surprise_gain=f32(n.surprise_gain), surprise_shrink=f32(n.surprise_shrink))
+            surprise_gain=f32(n.surprise_gain), surprise_shrink=f32(n.surprise_shrink),
+            consolidate=consol is not None, consol_rate=f32(consol.rate if consol else 0.0),
+            consol_keep=f32(consol.keep if consol else 1.0))
 
     # ---------------------------------------------------------------- the step
 
@@ -308,7 +312,8 @@ class KernelBackend:
         modules_all(_np(delta), _np(r), _np(learnable), p.errors, f32(p.fast), f32(p.slow), f32(p.min_error),
                     f32(p.switch_surprise), p.patience, a.w, a.e, a.mask, a.learnable,
                     *(_np(mods[k]) for k in ("active", "n", "fast", "slow", "failed", "streak", "held", "actor",
-                                             "critic")))
+                                             "critic")), a.consol,
+                    _np(mods["consolidation"]) if "consolidation" in mods else np.zeros((1, 0, 0, 0), np.float32))
 
     def _rows(self, counter: int, k: int) -> np.ndarray:
         """Row words ``[K]`` of steps ``counter .. counter + K - 1`` (from a cached block of 4096 steps)."""

@@ -14,14 +14,15 @@ from spikegym.brains.jit import numba
 
 
 def modules_all(delta, r, learnable_in, errors, fast_rate, slow_rate, min_error, switch_surprise, patience,
-                w, e, mask, learnable, active, n, fast, slow, failed, streak, held, bank_a, bank_c):
+                w, e, mask, learnable, active, n, fast, slow, failed, streak, held, bank_a, bank_c, consol, bank_cons):
     """One decision of the switching rule for every agent (see :mod:`spikegym.agents.modules`).
 
     Args:
         delta, r: f32 ``[B]`` this decision's dopamine and internal reward; learnable_in: bool ``[B]`` (counts).
         w, e: f32 ``[B, P, Q]``; mask: bool ``[B, P, Q]`` or ``[B, 0, 0]``; learnable: bool ``[B]`` (the state's).
         active: i64 ``[B]``; n, fast, slow: f32 ``[B, M]``; failed: bool ``[B, M]``; streak, held: f32 ``[B]``;
-        bank_a: f32 ``[B, M, P, Qm]``; bank_c: f32 ``[B, M, P, Qc]``.
+        bank_a: f32 ``[B, M, P, Qm]``; bank_c: f32 ``[B, M, P, Qc]``; consol: f32 ``[B, P, Qm]`` and bank_cons
+            ``[B, M, P, Qm]`` where the actor consolidates (else ``[B, 0, 0]``, ``[B, 0, 0, 0]``): it switches too.
     """
     one, zero = np.float32(1.0), np.float32(0.0)
     n_b, n_m = n.shape
@@ -71,6 +72,10 @@ def modules_all(delta, r, learnable_in, errors, fast_rate, slow_rate, min_error,
                 bank_c[b, a, i, q - qm] = w[b, i, q]
                 w[b, i, q] = bank_c[b, target, i, q - qm]
                 e[b, i, q] = zero
+            if bank_cons.shape[1]:
+                for q in range(qm):
+                    bank_cons[b, a, i, q] = consol[b, i, q]
+                    consol[b, i, q] = bank_cons[b, target, i, q]
         if n[b, target] > 0:  # taken up again: its recent mean starts at its long-run one
             fast[b, target] = slow[b, target]
         active[b] = target

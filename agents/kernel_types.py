@@ -89,6 +89,9 @@ class Consts(NamedTuple):
     surprise_slow: float
     surprise_gain: float
     surprise_shrink: float
+    consolidate: bool      # the motor columns learn at lr / (1 + c) (brains/consolidation.py)
+    consol_rate: float     # capture per unit of max(D, 0) |e|
+    consol_keep: float     # 1 - 1 / tau_steps
 
 
 class Arrays(NamedTuple):
@@ -122,6 +125,7 @@ class Arrays(NamedTuple):
     reward_mean: np.ndarray  # f32 [B]
     td_fast: np.ndarray    # f32 [B]
     td_slow: np.ndarray    # f32 [B]
+    consol: np.ndarray     # f32 [B, P, M] consolidation of the motor columns or [B, 0, 0]
 
 
 class Outs(NamedTuple):

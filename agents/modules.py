@@ -53,16 +53,19 @@ def module_params(cfg) -> Optional[ModuleParams]:
                         1.0 / m.slow_steps, m.min_error)
 
 
-def modules_init(params: ModuleParams, w_actor: Tensor, w_critic: Tensor) -> dict[str, Tensor]:
+def modules_init(params: ModuleParams, w_actor: Tensor, w_critic: Tensor,
+                 c_actor: Optional[Tensor] = None) -> dict[str, Tensor]:
     """Fresh module state of ``B`` agents: every module starts from the agent's initial weights.
 
     ``"actor"`` ``[B, M, P, Qm]``, ``"critic"`` ``[B, M, P, Qc]`` (the active slot is stale: the live weights are the
-    brain's); ``"active"`` ``[B]`` int64; ``"n"``, ``"fast"``, ``"slow"`` ``[B, M]``; ``"failed"`` ``[B, M]`` bool;
-    ``"streak"``, ``"held"`` ``[B]`` (surprised decisions in a row; decisions since the module was taken up).
+    brain's), and ``"consolidation"`` ``[B, M, P, Qm]`` where the actor consolidates (``c_actor``: it belongs to
+    the weights); ``"active"`` ``[B]`` int64; ``"n"``, ``"fast"``, ``"slow"`` ``[B, M]``; ``"failed"`` ``[B, M]``
+    bool; ``"streak"``, ``"held"`` ``[B]`` (surprised decisions in a row; decisions since the module was taken up).
     """
     b, m = w_actor.shape[0], params.count
     z = torch.zeros(b, m, device=w_actor.device)
-    return {"actor": w_actor.unsqueeze(1).repeat(1, m, 1, 1), "critic": w_critic.unsqueeze(1).repeat(1, m, 1, 1),
+    banks = {"actor": w_actor, "critic": w_critic, **({} if c_actor is None else {"consolidation": c_actor})}
+    return {**{k: t.unsqueeze(1).repeat(1, m, 1, 1) for k, t in banks.items()},
             "active": torch.zeros(b, dtype=torch.int64, device=w_actor.device), "n": z, "fast": z.clone(),
             "slow": z.clone(), "failed": z.bool(), "streak": z[:, 0].clone(), "held": z[:, 0].clone()}
 
@@ -122,37 +125,35 @@ def module_step(params: ModuleParams, mods: dict[str, Tensor], errors: Tensor, l
     return switch, target, surprise, new
 
 
-def switch_weights(mods: dict[str, Tensor], w_actor: Tensor, w_critic: Tensor, switch: Tensor, old: Tensor,
-                   mask: Optional[Tensor] = None) -> tuple[dict[str, Tensor], Tensor, Tensor]:
-    """Where ``switch [B]``: the live weights go to module ``old [B]``'s slot, module ``mods["active"]``'s come in.
+def switch_weights(mods: dict[str, Tensor], live: dict[str, Tensor], switch: Tensor, old: Tensor,
+                   mask: Optional[Tensor] = None) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Where ``switch [B]``: the live tensors go to module ``old [B]``'s slot, module ``mods["active"]``'s come in.
 
-    Returns ``(state, w_actor, w_critic)``; nothing is changed in place. ``mask`` ``[B, P, Qm]``: the actor's
-    synapses that exist (structural plasticity), applied to the weights taken up.
+    ``live``: ``{"actor": [B, P, Qm], "critic": [B, P, Qc]}`` (and ``"consolidation"`` where the state has that
+    bank). Returns ``(state, live)``; nothing is changed in place. ``mask`` ``[B, P, Qm]``: the actor's synapses
+    that exist (structural plasticity), applied to the weights taken up.
     """
     idx = switch.nonzero().squeeze(1)
     if idx.numel() == 0:
-        return mods, w_actor, w_critic
-    new_mods = dict(mods)
-    out = []
-    for key, w in (("actor", w_actor), ("critic", w_critic)):
+        return mods, live
+    new_mods, new_live = dict(mods), dict(live)
+    for key, t in live.items():
         bank = mods[key].clone()
-        bank[idx, old[idx]] = w[idx]
-        w = w.clone()
-        w[idx] = bank[idx, mods["active"][idx]]
+        bank[idx, old[idx]] = t[idx]
+        t = t.clone()
+        t[idx] = bank[idx, mods["active"][idx]]
         if key == "actor" and mask is not None:
-            w[idx] = w[idx] * mask[idx]
-        new_mods[key] = bank
-        out.append(w)
-    return new_mods, out[0], out[1]
+            t[idx] = t[idx] * mask[idx]
+        new_mods[key], new_live[key] = bank, t
+    return new_mods, new_live
 
 
-def modules_update(params: ModuleParams, mods: dict[str, Tensor], w_actor: Tensor, w_critic: Tensor, delta: Tensor,
-                   r: Tensor, learnable: Tensor, mask: Optional[Tensor] = None
-                   ) -> tuple[Tensor, dict[str, Tensor], Tensor, Tensor]:
+def modules_update(params: ModuleParams, mods: dict[str, Tensor], live: dict[str, Tensor], delta: Tensor, r: Tensor,
+                   learnable: Tensor, mask: Optional[Tensor] = None) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:
     """:func:`module_step` on this decision's ``delta`` and internal reward ``r`` ``[B]``, then
-    :func:`switch_weights`: ``(switch [B] bool, state, w_actor, w_critic)`` (the eligibility of the agents that
-    switched is the caller's to clear)."""
+    :func:`switch_weights`: ``(switch [B] bool, state, live)`` (the eligibility of the agents that switched is
+    the caller's to clear)."""
     old = mods["active"]
     switch, _, _, mods = module_step(params, mods, module_errors(params, delta, r), learnable)
-    mods, w_actor, w_critic = switch_weights(mods, w_actor, w_critic, switch, old, mask)
-    return switch, mods, w_actor, w_critic
+    mods, live = switch_weights(mods, live, switch, old, mask)
+    return switch, mods, live

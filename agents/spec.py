@@ -16,6 +16,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from spikegym.brains.consolidation import ConsolidationParams
 from spikegym.brains.neurons import EscapeParams, LIFParams
 from spikegym.brains.plasticity import HomeostasisParams, StdpParams, StructuralParams
 from spikegym.brains.spec import BrainSpec, Population, Projection
@@ -51,6 +52,8 @@ def brain_spec(cfg, n_inputs: int, n_motor: int) -> BrainSpec:
     s = b.structural
     structural = StructuralParams(s.prune_below, s.prune_after, s.grow, s.max_density, s.w_init) if s.enabled else None
     bound = p.w_max
+    c = p.consolidation
+    consolidation = ConsolidationParams(c.rate, 1.0 - 1.0 / c.tau_steps) if c.enabled else None
     actor_rule = "node_perturbation" if (p.rule == "node_perturbation" and model == "escape") else "stdp"
     projections = [
         Projection("sensors", "motor", rule=actor_rule, lr=p.actor_lr,
@@ -59,7 +62,7 @@ def brain_spec(cfg, n_inputs: int, n_motor: int) -> BrainSpec:
                    w_min=None if bound is None else -bound, w_max=bound, soft_bound=p.soft_bound and bound is not None,
                    stdp=StdpParams(p.stdp.a_plus, p.stdp.a_minus, p.stdp.tau_plus, p.stdp.tau_minus, p.stdp.hetero_ltd),
                    stp=stp, structural=structural, structural_every=s.every,
-                   density=s.max_density if structural else 1.0),
+                   density=s.max_density if structural else 1.0, consolidation=consolidation),
         Projection("sensors", "critic", rule="critic", lr=p.critic_lr, trace_decay=p.critic_trace_decay ** (1.0 / k),
                    w_init_std=b.w_init_std, critic_scale=p.critic_scale, w_min=None if bound is None else -bound,
                    w_max=bound),

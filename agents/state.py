@@ -56,7 +56,8 @@ def init_state(spec: AgentSpec, seed: int, *, first: int = 0, batch: int | None 
     z = lambda dtype=torch.float32: torch.zeros(b, device=dev, dtype=dtype)  # noqa: E731
     critic = CriticState(z(), z(torch.bool), z(), z(), z())
     modules = {} if spec.modules is None else modules_init(spec.modules, brain.w["sensors->motor"],
-                                                                       brain.w["sensors->critic"])
+                                                                       brain.w["sensors->critic"],
+                                                                       brain.consolidation.get("sensors->motor"))
     return AgentState(brain, spec.encoder.initial_state(b), novelty, critic,
                       torch.zeros((), dtype=torch.int64, device=dev), modules)
 

@@ -160,12 +160,16 @@ def agent_step(spec: AgentSpec, state: AgentState, obs, reward, terminated, trun
 def _modules(spec: AgentSpec, mods: dict[str, Tensor], brain, delta: Tensor, r: Tensor, learnable: Tensor):
     """Context modules (:mod:`.modules`): ``(brain, module state, switch [B])``; a switch clears the eligibility."""
     assert spec.modules is not None
-    switch, mods, wa, wc = modules_update(spec.modules, mods, brain.w[ACTOR], brain.w[CRITIC], delta, r, learnable,
-                                          brain.mask.get(ACTOR))
+    live = {"actor": brain.w[ACTOR], "critic": brain.w[CRITIC]}
+    if ACTOR in brain.consolidation:  # consolidation belongs to the weights: it switches with them
+        live["consolidation"] = brain.consolidation[ACTOR]
+    switch, mods, live = modules_update(spec.modules, mods, live, delta, r, learnable, brain.mask.get(ACTOR))
     if bool(switch.any()):
         keep = (~switch).float().view(-1, 1, 1)
-        brain = brain._replace(w={**brain.w, ACTOR: wa, CRITIC: wc},
+        brain = brain._replace(w={**brain.w, ACTOR: live["actor"], CRITIC: live["critic"]},
                                e={**brain.e, ACTOR: brain.e[ACTOR] * keep, CRITIC: brain.e[CRITIC] * keep})
+        if "consolidation" in live:
+            brain = brain._replace(consolidation={**brain.consolidation, ACTOR: live["consolidation"]})
     return brain, mods, switch
 
 

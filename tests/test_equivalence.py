@@ -110,6 +110,10 @@ def test_every_shipped_config_runs_on_the_kernel_in_lockstep_with_the_reference(
      "modules.slow_steps=50", "modules.errors=absolute"),                    # context modules, switching often
     ("modules.count=2", "modules.patience=2", "modules.fast_steps=2", "modules.slow_steps=40",
      "brain.structural.enabled=true", "brain.structural.every=20", "brain.structural.max_density=0.6"),
+    ("plasticity.consolidation.enabled=true", "plasticity.consolidation.rate=0.5",
+     "plasticity.consolidation.tau_steps=50"),                              # consolidation
+    ("plasticity.consolidation.enabled=true", "plasticity.consolidation.rate=0.5", "plasticity.w_max=0.05",
+     "modules.count=2", "modules.patience=2", "modules.fast_steps=2", "modules.slow_steps=40"),  # + modules
 ], ids=lambda o: " ".join(o))
 def test_mechanisms_on_the_kernel_in_lockstep_with_the_reference(overrides):
     lockstep("configs/cartpole.yaml", *overrides, steps=100)

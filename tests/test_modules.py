@@ -97,7 +97,8 @@ def test_switch_weights_stores_the_live_weights_and_loads_the_new_module():
     mods["active"] = torch.tensor([0, 2])
     old = torch.tensor([0, 1])
     mask = torch.tensor([[[True, False], [True, True]]] * 2)
-    new, wa2, wc2 = switch_weights(mods, wa, wc, torch.tensor([False, True]), old, mask)
+    new, live = switch_weights(mods, {"actor": wa, "critic": wc}, torch.tensor([False, True]), old, mask)
+    wa2, wc2 = live["actor"], live["critic"]
     assert torch.equal(wa2[0], wa[0]) and torch.equal(wc2[0], wc[0])            # agent 0 did not switch
     assert torch.equal(new["actor"][1, 1], wa[1]) and torch.equal(new["critic"][1, 1], wc[1])
     assert wa2[1].tolist() == [[7.0, 0.0], [7.0, 7.0]] and wc2[1].flatten().tolist() == [9.0, 9.0]
@@ -133,7 +134,9 @@ def test_modules_update_switches_the_agent_whose_module_is_surprised():
     wa, wc = torch.ones(2, 2, 3), torch.ones(2, 2, 1)
     for err in [0.0] * 50 + [1.0] * p.patience:
         r = torch.tensor([-err, 0.0])
-        switch, mods, wa2, wc2 = modules_update(p, mods, wa, wc, torch.zeros(2), r, torch.ones(2, dtype=torch.bool))
+        switch, mods, live = modules_update(p, mods, {"actor": wa, "critic": wc}, torch.zeros(2), r,
+                                            torch.ones(2, dtype=torch.bool))
+    wa2 = live["actor"]
     assert switch.tolist() == [True, False] and mods["active"].tolist() == [1, 0]
     assert torch.equal(mods["actor"][0, 0], torch.ones(2, 3))     # the live weights went to module 0's slot
     assert torch.equal(wa2[0], torch.zeros(2, 3)) and torch.equal(wa2[1], wa[1])  # module 1's came in (agent 0 only)

@@ -225,6 +225,15 @@ class StdpConfig:
 
 
 @dataclass
+class ConsolidationConfig:
+    """Metaplasticity of the actor's synapses: what proved useful learns at lr / (1 + c) (brains/consolidation.py)."""
+
+    enabled: bool = setting(False, "turn consolidation on")
+    rate: float = setting(0.001, "capture: c grows by rate * max(dopamine, 0) * |eligibility| per decision", min=0.0)
+    tau_steps: float = setting(50_000.0, "decisions over which consolidation fades without new captures", min=1.0)
+
+
+@dataclass
 class PlasticityConfig:
     """Three-factor learning: eligibility traces x dopamine."""
 
@@ -240,6 +249,7 @@ class PlasticityConfig:
                                      allow_inf=True)
     soft_bound: bool = setting(False, "multiplicative (soft) bounds instead of clipping")
     stdp: StdpConfig = section(StdpConfig, "STDP window")
+    consolidation: ConsolidationConfig = section(ConsolidationConfig, "consolidation of the actor's useful synapses")
 
 
 @dataclass
