@@ -35,6 +35,7 @@ from .kernel_sense import encoder_consts, encoder_work_size, neuron_adaptation
 from .kernel_step import step_all
 from .kernel_types import ESCAPE, LIF, Arrays, Consts, Outs
 from .kernel_modules import modules_all
+from .renewal import renew, renewal_due
 from .novelty import SimHashParams, bonus_weight
 from .spec import SENSOR_STREAM, TIE_STREAM, AgentSpec
 from .state import AgentState
@@ -277,6 +278,8 @@ class KernelBackend:
         steps += 1
         if learn and any(p.structural is not None for p in spec.brain.projections):
             self._structural(state)
+        if learn and spec.renewal is not None and renewal_due(spec.renewal, int(windows)):
+            self._renewal(state)
         r, delta, value, intrinsic, novelty, gain, surprise, n_spikes = vec
         if learn and spec.modules is not None:
             self._modules(state, delta, r, learnable)
@@ -303,17 +306,29 @@ class KernelBackend:
                 if t is not old:
                     old.copy_(t)
 
+    def _renewal(self, state: AgentState) -> None:
+        """Renewal of dormant and saturated motor neurons in torch (:func:`spikegym.agents.renewal.renew`), written
+        into the bound tensors."""
+        assert self.spec.renewal is not None
+        brain = state.brain
+        new, renewed = renew(self.spec.brain, brain, self.spec.renewal)
+        if bool(renewed.any()):
+            for kind in ("w", "e", "excite", "rate"):
+                for name, t in getattr(new, kind).items():
+                    old = getattr(brain, kind)[name]
+                    if t is not old:
+                        old.copy_(t)
+
     def _modules(self, state: AgentState, delta: Tensor, r: Tensor, learnable: Tensor) -> None:
         """Context modules (:func:`.kernel_modules.modules_all`, the twin of the torch rule the reference calls
         after its learning), in place on the bound state."""
         p, a, mods = self.spec.modules, self.arrays, state.modules
         assert p is not None
         f32 = np.float32
-        modules_all(_np(delta), _np(r), _np(learnable), p.errors, f32(p.fast), f32(p.slow), f32(p.min_error),
-                    f32(p.switch_surprise), p.patience, a.w, a.e, a.mask, a.learnable,
-                    *(_np(mods[k]) for k in ("active", "n", "fast", "slow", "failed", "streak", "held", "actor",
-                                             "critic")), a.consol,
-                    _np(mods["consolidation"]) if "consolidation" in mods else np.zeros((1, 0, 0, 0), np.float32))
+        banks = [_np(mods[k]) for k in ("active", "n", "fast", "slow", "failed", "streak", "held", "actor", "critic")]
+        bank_c = _np(mods["consolidation"]) if "consolidation" in mods else np.zeros((1, 0, 0, 0), np.float32)
+        modules_all(*[_np(delta), _np(r), _np(learnable), p.errors, f32(p.fast), f32(p.slow), f32(p.min_error),
+                      f32(p.switch_surprise), p.patience, a.w, a.e, a.mask, a.learnable, *banks, a.consol, bank_c])
 
     def _rows(self, counter: int, k: int) -> np.ndarray:
         """Row words ``[K]`` of steps ``counter .. counter + K - 1`` (from a cached block of 4096 steps)."""

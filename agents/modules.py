@@ -35,7 +35,7 @@ ERRORS = {"punishment": 0, "absolute": 1, "negative": 2}
 
 
 class ModuleParams(NamedTuple):
-    count: int              # M modules
+    number: int             # M modules
     switch_surprise: float  # surprised: surprise > this
     patience: int           # surprised decisions in a row before a switch
     errors: int             # ERRORS: 0 max(0, -r), 1 |delta|, 2 max(0, -delta)
@@ -62,7 +62,7 @@ def modules_init(params: ModuleParams, w_actor: Tensor, w_critic: Tensor,
     the weights); ``"active"`` ``[B]`` int64; ``"n"``, ``"fast"``, ``"slow"`` ``[B, M]``; ``"failed"`` ``[B, M]``
     bool; ``"streak"``, ``"held"`` ``[B]`` (surprised decisions in a row; decisions since the module was taken up).
     """
-    b, m = w_actor.shape[0], params.count
+    b, m = w_actor.shape[0], params.number
     z = torch.zeros(b, m, device=w_actor.device)
     banks = {"actor": w_actor, "critic": w_critic, **({} if c_actor is None else {"consolidation": c_actor})}
     return {**{k: t.unsqueeze(1).repeat(1, m, 1, 1) for k, t in banks.items()},
@@ -94,7 +94,7 @@ def module_step(params: ModuleParams, mods: dict[str, Tensor], errors: Tensor, l
     >>> bool(switch), int(target), int(mods["active"])
     (True, 1, 1)
     """
-    active, m = mods["active"], params.count
+    active, m = mods["active"], params.number
     here = torch.nn.functional.one_hot(active, m).bool()      # [B, M]
     upd = here & learnable.unsqueeze(1)
     n = mods["n"] + upd.float()

@@ -25,6 +25,7 @@ from spikegym.brains.synapses import TMParams
 from .adaptation import AdaptationParams
 from .encoders import PopulationEncoder
 from .modules import ModuleParams, module_params
+from .renewal import RenewalParams
 from .novelty import NoveltyNeuronParams, SimHashParams, novelty_neuron_params, simhash_params
 
 #: noise streams of the sensors' Bernoulli spikes and of the tie breaks between action populations
@@ -93,7 +94,8 @@ class AgentSpec:
     constants; the state it keeps is not the agents'); ``brain`` (:class:`BrainSpec`); ``discrete``;
     ``n_groups`` motor populations (actions, or a push-pull pair per action dimension); ``act_low``,
     ``act_high`` ``[A]``; ``novelty`` (:class:`SimHashParams`, :class:`NoveltyNeuronParams` or None);
-    ``value_low``, ``value_high``; ``modules`` (:class:`~.modules.ModuleParams` or None); ``device``.
+    ``value_low``, ``value_high``; ``modules`` (:class:`~.modules.ModuleParams` or None); ``renewal`` (:class:`~.renewal.RenewalParams` or
+    None); ``device``.
     """
 
     def __init__(self, cfg, obs_low, obs_high, action_space, *, num_agents: int, device="cpu",
@@ -135,6 +137,8 @@ class AgentSpec:
                                                      device=self.device)
         self.value_low, self.value_high = cfg.dopamine.value_range(cfg.env.failure_reward)
         self.modules: Optional[ModuleParams] = module_params(cfg)  # context modules (None: one weight set)
+        rn = cfg.plasticity.renewal
+        self.renewal: Optional[RenewalParams] = RenewalParams(rn.every, rn.low, rn.high) if rn.enabled else None
 
     @property
     def surprise(self) -> bool:

@@ -34,6 +34,7 @@ from .decoders import continuous_action, discrete_action
 from .adaptation import AdaptationState
 from .encoders import reset_adaptation
 from .modules import ACTOR, CRITIC, modules_update
+from .renewal import renew, renewal_due
 from .novelty import NoveltyState, SimHashParams, ach_gain, bonus_weight, novelty_neurons_step, novelty_step, td_surprise
 from .spec import SENSOR_STREAM, TIE_STREAM, AgentSpec
 from .state import AgentState
@@ -133,6 +134,8 @@ def agent_step(spec: AgentSpec, state: AgentState, obs, reward, terminated, trun
     brain = B.fold(spec.brain, brain, out.events)
     if learn:
         brain = B.structural(spec.brain, B.homeostasis(spec.brain, brain, k_steps))
+        if spec.renewal is not None and renewal_due(spec.renewal, int(brain.windows)):
+            brain, _ = renew(spec.brain, brain, spec.renewal)  # dormant and saturated motor neurons start afresh
     modules, switch = state.modules, None
     if learn and spec.modules is not None:  # context modules: a persistent surprise takes up another weight set
         brain, modules, switch = _modules(spec, modules, brain, delta, r, state.critic.learnable)

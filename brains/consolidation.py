@@ -12,6 +12,7 @@ A synapse that was eligible whenever things went well keeps what it learned when
 the other way; a synapse that never helped stays fully plastic, and protection fades over ``tau_steps``
 decisions without new captures (so plasticity is never lost for good).
 
+>>> import torch
 >>> p = ConsolidationParams(rate=1.0, keep=0.5)
 >>> consolidate(c=torch.zeros(1, 1, 2), e=torch.tensor([[[2.0, -2.0]]]), dopamine=torch.tensor([0.5]), params=p)
 tensor([[[1., 1.]]])
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import torch
 from torch import Tensor
 
 

@@ -114,6 +114,8 @@ def test_every_shipped_config_runs_on_the_kernel_in_lockstep_with_the_reference(
      "plasticity.consolidation.tau_steps=50"),                              # consolidation
     ("plasticity.consolidation.enabled=true", "plasticity.consolidation.rate=0.5", "plasticity.w_max=0.05",
      "modules.count=2", "modules.patience=2", "modules.fast_steps=2", "modules.slow_steps=40"),  # + modules
+    ("plasticity.renewal.enabled=true", "plasticity.renewal.every=10", "plasticity.renewal.low=0.3",
+     "plasticity.renewal.high=0.6", "brain.w_init_std=0.01"),               # renewal, often
 ], ids=lambda o: " ".join(o))
 def test_mechanisms_on_the_kernel_in_lockstep_with_the_reference(overrides):
     lockstep("configs/cartpole.yaml", *overrides, steps=100)

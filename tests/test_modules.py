@@ -20,7 +20,7 @@ GO = torch.ones(1, dtype=torch.bool)
 
 
 def _params(**kw) -> ModuleParams:
-    base = dict(count=2, switch_surprise=0.5, patience=5, errors=0, fast=1.0, slow=1e-4, min_error=0.01)
+    base = dict(number=2, switch_surprise=0.5, patience=5, errors=0, fast=1.0, slow=1e-4, min_error=0.01)
     return ModuleParams(**{**base, **kw})
 
 
@@ -59,7 +59,7 @@ def test_errors_under_the_floor_or_short_bursts_do_not_switch():
 
 
 def test_the_module_taken_up_is_the_one_with_the_lowest_long_run_error_then_untried_ones():
-    p = _params(count=4)
+    p = _params(number=4)
     mods = _fresh(p)
     mods = {**mods, "n": torch.tensor([[500.0, 300.0, 0.0, 200.0]]), "slow": torch.tensor([[0.01, 0.2, 0.0, 0.05]]),
             "fast": torch.tensor([[0.01, 0.9, 0.0, 0.9]]), "held": torch.tensor([1000.0])}
@@ -74,7 +74,7 @@ def test_the_module_taken_up_is_the_one_with_the_lowest_long_run_error_then_untr
 
 
 def test_a_module_left_during_its_trial_is_tried_last_until_one_settles():
-    p = _params(count=3)
+    p = _params(number=3)
     mods = _fresh(p)
     mods = {**mods, "n": torch.tensor([[500.0, 400.0, 0.0]]), "slow": torch.tensor([[0.01, 0.02, 0.0]]),
             "held": torch.tensor([1000.0])}
@@ -89,7 +89,7 @@ def test_a_module_left_during_its_trial_is_tried_last_until_one_settles():
 
 
 def test_switch_weights_stores_the_live_weights_and_loads_the_new_module():
-    p = _params(count=3)
+    p = _params(number=3)
     wa, wc = torch.arange(8.0).view(2, 2, 2), -torch.arange(4.0).view(2, 2, 1)
     mods = modules_init(p, torch.zeros(2, 2, 2), torch.zeros(2, 2, 1))
     mods["actor"][1, 2] = 7.0

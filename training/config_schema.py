@@ -234,6 +234,21 @@ class ConsolidationConfig:
 
 
 @dataclass
+class RenewalConfig:
+    """Re-initialise dormant and saturated motor neurons' synapses (agents/renewal.py): against loss of plasticity."""
+
+    enabled: bool = setting(False, "turn renewal on")
+    every: int = setting(1000, "decisions between checks", min=1)
+    low: float = setting(0.001, "dormant: running spike probability per substep below this", min=0.0, max=1.0)
+    high: float = setting(0.99, "saturated: running spike probability per substep above this", min=0.0, max=1.0)
+
+    def cross_check(self) -> list[tuple[str, str]]:
+        if self.low >= self.high:
+            return [("high", "must be greater than 'low'")]
+        return []
+
+
+@dataclass
 class PlasticityConfig:
     """Three-factor learning: eligibility traces x dopamine."""
 
@@ -250,6 +265,7 @@ class PlasticityConfig:
     soft_bound: bool = setting(False, "multiplicative (soft) bounds instead of clipping")
     stdp: StdpConfig = section(StdpConfig, "STDP window")
     consolidation: ConsolidationConfig = section(ConsolidationConfig, "consolidation of the actor's useful synapses")
+    renewal: RenewalConfig = section(RenewalConfig, "renewal of dormant and saturated motor neurons")
 
 
 @dataclass
