@@ -328,7 +328,7 @@ class KernelBackend:
         banks = [_np(mods[k]) for k in ("active", "n", "fast", "slow", "failed", "streak", "held", "actor", "critic")]
         bank_c = _np(mods["consolidation"]) if "consolidation" in mods else np.zeros((1, 0, 0, 0), np.float32)
         modules_all(*[_np(delta), _np(r), _np(learnable), p.errors, f32(p.fast), f32(p.slow), f32(p.min_error),
-                      f32(p.switch_surprise), p.patience, a.w, a.e, a.mask, a.learnable, *banks, a.consol, bank_c])
+                      f32(p.switch_surprise), p.patience, p.recall, a.w, a.e, a.mask, a.learnable, *banks, a.consol, bank_c])
 
     def _rows(self, counter: int, k: int) -> np.ndarray:
         """Row words ``[K]`` of steps ``counter .. counter + K - 1`` (from a cached block of 4096 steps)."""

@@ -14,7 +14,7 @@ from spikegym.brains.jit import numba
 
 
 def modules_all(delta, r, learnable_in, errors, fast_rate, slow_rate, min_error, switch_surprise, patience,
-                w, e, mask, learnable, active, n, fast, slow, failed, streak, held, bank_a, bank_c, consol, bank_cons):
+                recall, w, e, mask, learnable, active, n, fast, slow, failed, streak, held, bank_a, bank_c, consol, bank_cons):
     """One decision of the switching rule for every agent (see :mod:`spikegym.agents.modules`).
 
     Args:
@@ -49,7 +49,14 @@ def modules_all(delta, r, learnable_in, errors, fast_rate, slow_rate, min_error,
             for m in range(n_m):
                 failed[b, m] = False
         if streak[b] < patience:
-            continue
+            if recall <= 0 or streak[b] < recall:
+                continue
+            known = False  # a used module that has not just failed may be taken up again sooner
+            for m in range(n_m):
+                if m != a and n[b, m] > 0 and not failed[b, m]:
+                    known = True
+            if not known:
+                continue
         if held[b] < trial:
             failed[b, a] = True
         open_ = 0

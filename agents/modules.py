@@ -10,7 +10,8 @@ its own errors (``errors``: the failure rate ``max(0, -r)`` by default, or ``|TD
 
 (``max(rate, 1/n)``: a plain mean until the module has ``1/rate`` decisions, so a young module is judged by all
 it has seen, and is not surprised while it learns: its errors fall). After ``patience`` surprised decisions in a
-row the agent takes up another module instead of overwriting this one: the one with the lowest long-run error
+row (or ``recall`` when a used module that has not just failed is there to take up again) the agent takes up
+another module instead of overwriting this one: the one with the lowest long-run error
 ``slow`` (it did best in its own world), modules never used after every used one, and modules that failed a
 trial (left again within ``2 * patience`` decisions of being taken up) only when nothing else is left; the
 failures are forgotten once a module settles (``2 * patience`` decisions without a switch). A module taken up
@@ -42,6 +43,7 @@ class ModuleParams(NamedTuple):
     fast: float             # 1 / fast_steps
     slow: float             # 1 / slow_steps
     min_error: float        # floor of the long-run mean in the surprise ratio
+    recall: int = 0         # surprised decisions in a row before a switch back to a used module (0: patience)
 
 
 def module_params(cfg) -> Optional[ModuleParams]:
@@ -50,7 +52,7 @@ def module_params(cfg) -> Optional[ModuleParams]:
     if m.count <= 1:
         return None
     return ModuleParams(m.count, m.switch_surprise, m.patience, ERRORS[m.errors], 1.0 / m.fast_steps,
-                        1.0 / m.slow_steps, m.min_error)
+                        1.0 / m.slow_steps, m.min_error, m.recall_patience)
 
 
 def modules_init(params: ModuleParams, w_actor: Tensor, w_critic: Tensor,
@@ -112,6 +114,9 @@ def module_step(params: ModuleParams, mods: dict[str, Tensor], errors: Tensor, l
     trial = 2.0 * params.patience
     failed = mods["failed"] & ~(held >= trial).unsqueeze(1)    # a module that settled: failures forgotten
     switch = streak >= params.patience
+    if params.recall > 0:  # a used module that has not just failed may be taken up again sooner
+        known = ((n > 0) & ~here & ~failed).any(dim=1)
+        switch = switch | (known & (streak >= params.recall))
     failed = failed | (here & (switch & (held < trial)).unsqueeze(1))
     # the candidates: the lowest long-run error; never used ones after used ones; failed or active ones last
     score = torch.where(n > 0, slow, torch.full_like(slow, 1e30))

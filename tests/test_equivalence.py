@@ -107,7 +107,7 @@ def test_every_shipped_config_runs_on_the_kernel_in_lockstep_with_the_reference(
     ("brain.neuron=alif", "plasticity.rule=stdp", "plasticity.stdp.hetero_ltd=0.2", "brain.stp.enabled=true",
      "brain.lateral_inhibition=0.3", "plasticity.w_max=1.0", "brain.homeostasis.enabled=true"),
     ("modules.count=3", "modules.patience=3", "modules.switch_surprise=0.2", "modules.fast_steps=3",
-     "modules.slow_steps=50", "modules.errors=absolute"),                    # context modules, switching often
+     "modules.slow_steps=50", "modules.errors=absolute", "modules.recall_patience=2"),  # context modules, often
     ("modules.count=2", "modules.patience=2", "modules.fast_steps=2", "modules.slow_steps=40",
      "brain.structural.enabled=true", "brain.structural.every=20", "brain.structural.max_density=0.6"),
     ("plasticity.consolidation.enabled=true", "plasticity.consolidation.rate=0.5",

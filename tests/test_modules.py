@@ -189,3 +189,17 @@ def test_tensorboard_shows_which_module_the_agents_use():
     _, info = agent.step(np.zeros((4, 4)), np.zeros(4), np.zeros(4, bool), np.zeros(4, bool))
     s = agent_signals(agent, info, 0).scalars
     assert [s[f"continual/module_share/{m}"] for m in range(3)] == [0.25, 0.0, 0.75]
+
+
+def test_recall_takes_a_used_module_up_again_sooner_but_a_fresh_one_only_after_patience():
+    p = _params(patience=50, recall=3)
+    used = {**_fresh(p), "n": torch.tensor([[500.0, 400.0]]), "slow": torch.tensor([[0.01, 0.01]]),
+            "held": torch.tensor([1000.0])}
+    switches, _ = _feed(p, used, [1.0] * 10)
+    assert switches.index(True) == p.recall - 1                  # module 1 knows a world: back to it at once
+    fresh = {**used, "n": torch.tensor([[500.0, 0.0]])}
+    switches, _ = _feed(p, fresh, [1.0] * 60)
+    assert switches.index(True) == p.patience - 1                 # a never used module: the full patience
+    failed = {**used, "failed": torch.tensor([[False, True]]), "held": torch.tensor([0.0])}
+    switches, _ = _feed(p, failed, [1.0] * 60)
+    assert switches.index(True) == p.patience - 1                 # one that just failed its trial: likewise

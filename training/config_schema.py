@@ -336,6 +336,9 @@ class ModulesConfig:
         0.5, "the active module is surprised when the recent mean of its errors exceeds (1 + this) x its long-run mean",
         min=0.0)
     patience: int = setting(300, "surprised decisions in a row before the agent takes up another module", min=1)
+    recall_patience: int = setting(
+        0, "surprised decisions in a row before it takes up again a module it used before (and that has not just "
+        "failed a trial); 0: patience. Small values notice a returning world within an episode or two", min=0)
     errors: Literal["punishment", "absolute", "negative"] = setting(
         "punishment", "what surprises a module: 'punishment' max(0, -reward) (how often it hurts: it falls while a "
         "module learns and jumps when its world changes), 'absolute' |TD error|, 'negative' max(0, -TD error)")
