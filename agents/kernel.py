@@ -33,6 +33,8 @@ from spikegym.brains.synapses import TMParams
 from .kernel_sense import encoder_consts, encoder_work_size, neuron_adaptation
 from .kernel_step import step_all
 from .kernel_types import ESCAPE, LIF, Arrays, Consts, Outs
+from .kernel_modules import modules_all
+from .renewal import renew, renewal_due
 from .novelty import SimHashParams, bonus_weight
 from .spec import SENSOR_STREAM, TIE_STREAM, AgentSpec
 from .state import AgentState
@@ -133,7 +135,8 @@ class KernelBackend:
             brain = brain._replace(**{kind: {**getattr(brain, kind), "motor": views[0], "critic": views[1]}})
         brain = brain._replace(rate={**brain.rate, "sensors": own(bs.rate["sensors"])},
                                **{k: {n: own(t) for n, t in getattr(bs, k).items()}
-                                  for k in ("v", "refractory", "theta", "u", "xpre", "xpost", "stp_u", "stp_x")})
+                                  for k in ("v", "refractory", "theta", "u", "xpre", "xpost", "stp_u", "stp_x",
+                                            "consolidation")})
         # the three counters as one int64 [3] (one numpy add a step moves them all)
         fused["count"], (counter, windows, steps) = _fuse([bs.counter.view(1), bs.windows.view(1), state.steps.view(1)])
         brain = brain._replace(counter=counter.view(()), windows=windows.view(()))
@@ -141,7 +144,7 @@ class KernelBackend:
             brain=brain, critic=state.critic._replace(**{k: own(v) for k, v in state.critic._asdict().items()}),
             encoder=state.encoder._replace(**{k: own(v) for k, v in state.encoder._asdict().items()}),
             novelty={k: own(v) for k, v in state.novelty.items()}, steps=steps.view(()),
-            lesion={k: own(v) for k, v in state.lesion.items()})
+            lesion={k: own(v) for k, v in state.lesion.items()}, modules={k: own(v) for k, v in state.modules.items()})
         none1, none2 = np.zeros((n_b, 0), np.float32), np.zeros((n_b, 0, 0), np.float32)
         pick = lambda kind, key, empty: _np(getattr(brain, kind)[key]) if key in getattr(brain, kind) else empty  # noqa
         cr, en, nov = state.critic, state.encoder, state.novelty
@@ -158,7 +161,8 @@ class KernelBackend:
             nov_last=_np(nov["last_input"]) if "last_input" in nov else none1,
             value_prev=_np(cr.value_prev), learnable=_np(cr.learnable), reward_mean=_np(cr.reward_mean),
             td_fast=_np(cr.td_fast), td_slow=_np(cr.td_slow), serotonin=_np(cr.serotonin),
-            alive_in=_np(state.lesion["sensors"]) if "sensors" in state.lesion else none1)
+            alive_in=_np(state.lesion["sensors"]) if "sensors" in state.lesion else none1,
+            consol=pick("consolidation", ACTOR, none2))
         self.consts = self._consts(state)
         self.counters = _np(fused["count"])  # substeps, windows, decisions
         self._outputs(n_b)
@@ -224,6 +228,7 @@ class KernelBackend:
         if nov is not None and not isinstance(nov, SimHashParams):
             nov_adapt = neuron_adaptation(nov.adaptation, nov.dt)
         a, n = cfg.encoder.adaptation, cfg.novelty
+        consol = actor.consolidation
         self.enc = encoder_consts(enc, k)
         f32 = np.float32
         return Consts(
@@ -267,7 +272,9 @@ class KernelBackend:
             surprise_gain=f32(n.surprise_gain), surprise_shrink=f32(n.surprise_shrink),
             serotonin=dop.serotonin.enabled, sero_rate=f32(1.0 / dop.serotonin.tau_steps),
             sero_gain=f32(dop.serotonin.gain), sero_ref=f32(dop.serotonin.reference),
-            sero_low=f32(dop.serotonin.gamma_low), sero_span=f32(dop.serotonin.gamma_high - dop.serotonin.gamma_low))
+            sero_low=f32(dop.serotonin.gamma_low), sero_span=f32(dop.serotonin.gamma_high - dop.serotonin.gamma_low),
+            consolidate=consol is not None, consol_rate=f32(consol.rate if consol else 0.0),
+            consol_keep=f32(consol.keep if consol else 1.0))
 
     # ---------------------------------------------------------------- the step
 
@@ -296,6 +303,12 @@ class KernelBackend:
         if learn and self._structural_on:
             self._structural(state)
         info = self._info[bool(learn)]
+        if learn and spec.renewal is not None and renewal_due(spec.renewal, int(self.counters[1])):
+            self._renewal(state)
+        if learn and spec.modules is not None:
+            self._modules(state, info.delta, info.extrinsic, info.learnable)
+        if spec.modules is not None:
+            info = info._replace(module=state.modules["active"])
         if spec.encoder.adaptation is not None:
             info = info._replace(adaptation=state.encoder.level.mean(-1))
         if spec.discrete:
@@ -335,6 +348,30 @@ class KernelBackend:
                 old = getattr(brain, kind)[name]
                 if t is not old:
                     old.copy_(t)
+
+    def _renewal(self, state: AgentState) -> None:
+        """Renewal of dormant and saturated motor neurons in torch (:func:`spikegym.agents.renewal.renew`), written
+        into the bound tensors."""
+        assert self.spec.renewal is not None
+        brain = state.brain
+        new, renewed = renew(self.spec.brain, brain, self.spec.renewal)
+        if bool(renewed.any()):
+            for kind in ("w", "e", "excite", "rate"):
+                for name, t in getattr(new, kind).items():
+                    old = getattr(brain, kind)[name]
+                    if t is not old:
+                        old.copy_(t)
+
+    def _modules(self, state: AgentState, delta: Tensor, r: Tensor, learnable: Tensor) -> None:
+        """Context modules (:func:`.kernel_modules.modules_all`, the twin of the torch rule the reference calls
+        after its learning), in place on the bound state."""
+        p, a, mods = self.spec.modules, self.arrays, state.modules
+        assert p is not None
+        f32 = np.float32
+        banks = [_np(mods[k]) for k in ("active", "n", "fast", "slow", "failed", "streak", "held", "actor", "critic")]
+        bank_c = _np(mods["consolidation"]) if "consolidation" in mods else np.zeros((1, 0, 0, 0), np.float32)
+        modules_all(*[_np(delta), _np(r), _np(learnable), p.errors, f32(p.fast), f32(p.slow), f32(p.min_error),
+                      f32(p.switch_surprise), p.patience, p.recall, a.w, a.e, a.mask, a.learnable, *banks, a.consol, bank_c])
 
     def _rows(self, counter: int, k: int) -> np.ndarray:
         """Row words ``[K]`` of steps ``counter .. counter + K - 1`` (from a cached block of 4096 steps)."""

@@ -268,7 +268,9 @@ def agent_step(b, obs, reward, term, ended, learn, rows, bonus_w, c, enc, s, o):
         if q < m:
             factor[q] *= shrink
     masked = s.mask.shape[1] > 0
-    plain = not masked and not c.any_soft  # the common case, branch-free in the inner loop: vectorised
+    consol = c.consolidate and learn  # consolidation: the motor columns learn at lr / (1 + c), c captures
+    d_pos = max(dop * gain, zero) * c.consol_rate
+    plain = not masked and not c.any_soft and not consol  # the common case, branch-free inner loop: vectorised
     free = c.unbounded and shrink == one and not c.any_scaling
     wb, eb = s.w[b], s.e[b]
     for i in range(n_p):
@@ -290,6 +292,10 @@ def agent_step(b, obs, reward, term, ended, learn, rows, bonus_w, c, enc, s, o):
             continue
         for q in range(n_q):
             dw = step_lr[q] * er[q]
+            if consol and q < m:
+                cq = s.consol[b, i, q]
+                dw = dw / (one + cq)
+                s.consol[b, i, q] = cq * c.consol_keep + d_pos * abs(er[q])
             if c.soft[q]:
                 span = c.w_max[q] - c.w_min[q]
                 dw *= (c.w_max[q] - wr[q]) / span if dw > 0 else (wr[q] - c.w_min[q]) / span

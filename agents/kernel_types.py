@@ -97,6 +97,9 @@ class Consts(NamedTuple):
     sero_ref: float
     sero_low: float        # gamma_low
     sero_span: float       # gamma_high - gamma_low
+    consolidate: bool      # the motor columns learn at lr / (1 + c) (brains/consolidation.py)
+    consol_rate: float     # capture per unit of max(D, 0) |e|
+    consol_keep: float     # 1 - 1 / tau_steps
 
 
 class Arrays(NamedTuple):
@@ -132,6 +135,7 @@ class Arrays(NamedTuple):
     td_slow: np.ndarray    # f32 [B]
     serotonin: np.ndarray  # f32 [B] running mean of the internal reward (agents/serotonin.py)
     alive_in: np.ndarray   # f32 [B, P]: 0 where a sensor neuron is lesioned (agents/lesion.py), or [B, 0]
+    consol: np.ndarray     # f32 [B, P, M] consolidation of the motor columns or [B, 0, 0]
 
 
 class Outs(NamedTuple):

@@ -16,6 +16,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from spikegym.brains.consolidation import ConsolidationParams
 from spikegym.brains.neurons import EscapeParams, LIFParams
 from spikegym.brains.plasticity import HomeostasisParams, StdpParams, StructuralParams
 from spikegym.brains.spec import BrainSpec, Population, Projection
@@ -23,6 +24,8 @@ from spikegym.brains.synapses import TMParams
 
 from .adaptation import AdaptationParams
 from .encoders import PopulationEncoder
+from .modules import ModuleParams, module_params
+from .renewal import RenewalParams
 from .novelty import NoveltyNeuronParams, SimHashParams, novelty_neuron_params, simhash_params
 
 #: noise streams of the sensors' Bernoulli spikes and of the tie breaks between action populations
@@ -51,6 +54,8 @@ def brain_spec(cfg, n_inputs: int, n_motor: int) -> BrainSpec:
     s = b.structural
     structural = StructuralParams(s.prune_below, s.prune_after, s.grow, s.max_density, s.w_init) if s.enabled else None
     bound = p.w_max
+    c = p.consolidation
+    consolidation = ConsolidationParams(c.rate, 1.0 - 1.0 / c.tau_steps) if c.enabled else None
     # node perturbation needs a firing probability: deterministic LIF/ALIF motor neurons learn by STDP
     noisy = model == "escape" or b.lif_escape_slope > 0
     actor_rule = "node_perturbation" if (p.rule == "node_perturbation" and noisy) else "stdp"
@@ -62,7 +67,7 @@ def brain_spec(cfg, n_inputs: int, n_motor: int) -> BrainSpec:
                    stdp=StdpParams(p.stdp.a_plus, p.stdp.a_minus, p.stdp.tau_plus, p.stdp.tau_minus, p.stdp.hetero_ltd,
                                    p.stdp.center),
                    stp=stp, structural=structural, structural_every=s.every,
-                   density=s.max_density if structural else 1.0),
+                   density=s.max_density if structural else 1.0, consolidation=consolidation),
         Projection("sensors", "critic", rule="critic", lr=p.critic_lr, trace_decay=p.critic_trace_decay ** (1.0 / k),
                    w_init_std=b.w_init_std, critic_scale=p.critic_scale, w_min=None if bound is None else -bound,
                    w_max=bound),
@@ -93,7 +98,8 @@ class AgentSpec:
     constants; the state it keeps is not the agents'); ``brain`` (:class:`BrainSpec`); ``discrete``;
     ``n_groups`` motor populations (actions, or a push-pull pair per action dimension); ``act_low``,
     ``act_high`` ``[A]``; ``novelty`` (:class:`SimHashParams`, :class:`NoveltyNeuronParams` or None);
-    ``value_low``, ``value_high``; ``device``.
+    ``value_low``, ``value_high``; ``modules`` (:class:`~.modules.ModuleParams` or None); ``renewal`` (:class:`~.renewal.RenewalParams` or
+    None); ``device``.
     """
 
     def __init__(self, cfg, obs_low, obs_high, action_space, *, num_agents: int, device="cpu",
@@ -134,6 +140,9 @@ class AgentSpec:
                                                      beta=n.beta, seed=seed, adaptation=habituation,
                                                      device=self.device)
         self.value_low, self.value_high = cfg.dopamine.value_range(cfg.env.failure_reward)
+        self.modules: Optional[ModuleParams] = module_params(cfg)  # context modules (None: one weight set)
+        rn = cfg.plasticity.renewal
+        self.renewal: Optional[RenewalParams] = RenewalParams(rn.every, rn.low, rn.high) if rn.enabled else None
 
     @property
     def surprise(self) -> bool:

@@ -16,6 +16,7 @@ from spikegym.brains import state as brain_state
 from spikegym.brains.state import BrainState
 
 from .encoders import EncoderState
+from .modules import modules_init
 from .novelty import SimHashParams, novelty_init, novelty_neurons_init
 from .spec import AgentSpec
 
@@ -38,6 +39,7 @@ class AgentState(NamedTuple):
     critic: CriticState
     steps: Tensor                # [] int64: decisions taken
     lesion: dict[str, Tensor]    # "sensors" [B, N_in]: 1, 0 where silenced (agents/lesion.py); {} when intact
+    modules: dict[str, Tensor]   # context modules (agents/modules.py: "actor", "critic", "active", ...); {} when off
 
 
 def init_state(spec: AgentSpec, seed: int, *, first: int = 0, batch: int | None = None) -> AgentState:
@@ -55,8 +57,11 @@ def init_state(spec: AgentSpec, seed: int, *, first: int = 0, batch: int | None 
         novelty = {"level": level, "last_input": last}
     z = lambda dtype=torch.float32: torch.zeros(b, device=dev, dtype=dtype)  # noqa: E731
     critic = CriticState(z(), z(torch.bool), z(), z(), z(), z())
+    modules = {} if spec.modules is None else modules_init(spec.modules, brain.w["sensors->motor"],
+                                                                       brain.w["sensors->critic"],
+                                                                       brain.consolidation.get("sensors->motor"))
     return AgentState(brain, spec.encoder.initial_state(b), novelty, critic,
-                      torch.zeros((), dtype=torch.int64, device=dev), {})
+                      torch.zeros((), dtype=torch.int64, device=dev), {}, modules)
 
 
 def flatten(state: AgentState) -> dict[str, Tensor]:
@@ -67,6 +72,7 @@ def flatten(state: AgentState) -> dict[str, Tensor]:
     out.update({f"critic.{k}": v for k, v in state.critic._asdict().items()})
     out["steps"] = state.steps
     out.update({f"lesion.{k}": v for k, v in state.lesion.items()})
+    out.update({f"modules.{k}": v for k, v in state.modules.items()})
     return out
 
 
@@ -98,7 +104,8 @@ def load_flat(template: AgentState, flat: dict[str, Tensor]) -> AgentState:
         flat = {**flat, "critic.serotonin": torch.zeros_like(template.critic.serotonin)}
     critic = CriticState(*(take(f"critic.{k}", v) for k, v in template.critic._asdict().items()))
     lesion = {k: take(f"lesion.{k}", v) for k, v in template.lesion.items()}
-    return AgentState(brain, encoder, novelty, critic, take("steps", template.steps), lesion)
+    modules = {k: take(f"modules.{k}", v) for k, v in template.modules.items()}
+    return AgentState(brain, encoder, novelty, critic, take("steps", template.steps), lesion, modules)
 
 
 def _with_lesions(template: AgentState, flat: dict[str, Tensor]) -> AgentState:

@@ -33,6 +33,8 @@ from spikegym.brains.state import reset_state
 from .decoders import continuous_action, discrete_action
 from .adaptation import AdaptationState
 from .encoders import reset_adaptation
+from .modules import ACTOR, CRITIC, modules_update
+from .renewal import renew, renewal_due
 from .novelty import NoveltyState, SimHashParams, ach_gain, bonus_weight, novelty_neurons_step, novelty_step, td_surprise
 from . import serotonin as S
 from .spec import SENSOR_STREAM, TIE_STREAM, AgentSpec
@@ -54,6 +56,7 @@ class StepInfo(NamedTuple):
     sensors: Tensor               # [K, B, N_in] input spikes
     motor: Tensor                 # [K, B, N_motor] motor spikes
     spikes: Tensor                # [B] spikes of all non-input neurons in this decision (energy)
+    module: Optional[Tensor] = None  # [B] int64 the active context module after this step (None: modules off)
 
 
 def as_tensors(obs, reward, terminated, truncated, device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -136,13 +139,19 @@ def agent_step(spec: AgentSpec, state: AgentState, obs, reward, terminated, trun
     brain = B.fold(spec.brain, brain, out.events)
     if learn:
         brain = B.structural(spec.brain, B.homeostasis(spec.brain, brain, k_steps))
+        if spec.renewal is not None and renewal_due(spec.renewal, int(brain.windows)):
+            brain, _ = renew(spec.brain, brain, spec.renewal)  # dormant and saturated motor neurons start afresh
+    modules, switch = state.modules, None
+    if learn and spec.modules is not None:  # context modules: a persistent surprise takes up another weight set
+        brain, modules, switch = _modules(spec, modules, brain, delta, r, state.critic.learnable)
 
     # --- autoreset: the next env step only resets these agents, so forget this decision
     brain = reset_state(spec.brain, brain, ended)
     if gain_fields is not None:
         encoder = reset_adaptation(encoder, ended)
-    critic = critic._replace(learnable=~ended, value_prev=value)
-    new = AgentState(brain, encoder, novelty_state, critic, state.steps + 1, state.lesion)
+    # (a switch's next TD error would mix two critics: not learned from)
+    critic = critic._replace(learnable=~ended if switch is None else ~ended & ~switch, value_prev=value)
+    new = AgentState(brain, encoder, novelty_state, critic, state.steps + 1, state.lesion, modules)
 
     motor = out.spikes["motor"]
     if spec.discrete:
@@ -152,8 +161,24 @@ def agent_step(spec: AgentSpec, state: AgentState, obs, reward, terminated, trun
         action = continuous_action(motor, spec.act_low, spec.act_high, gain=cfg.brain.action_gain)
     info = StepInfo(delta, value, r, intrinsic, novelty, state.critic.learnable, gain, surprise,
                     None if gain_fields is None else encoder.level.mean(-1), sensors, motor,
-                    sum(s.sum(dim=(0, 2)) for s in out.spikes.values()))
+                    sum(s.sum(dim=(0, 2)) for s in out.spikes.values()), modules.get("active"))
     return action, new, info
+
+
+def _modules(spec: AgentSpec, mods: dict[str, Tensor], brain, delta: Tensor, r: Tensor, learnable: Tensor):
+    """Context modules (:mod:`.modules`): ``(brain, module state, switch [B])``; a switch clears the eligibility."""
+    assert spec.modules is not None
+    live = {"actor": brain.w[ACTOR], "critic": brain.w[CRITIC]}
+    if ACTOR in brain.consolidation:  # consolidation belongs to the weights: it switches with them
+        live["consolidation"] = brain.consolidation[ACTOR]
+    switch, mods, live = modules_update(spec.modules, mods, live, delta, r, learnable, brain.mask.get(ACTOR))
+    if bool(switch.any()):
+        keep = (~switch).float().view(-1, 1, 1)
+        brain = brain._replace(w={**brain.w, ACTOR: live["actor"], CRITIC: live["critic"]},
+                               e={**brain.e, ACTOR: brain.e[ACTOR] * keep, CRITIC: brain.e[CRITIC] * keep})
+        if "consolidation" in live:
+            brain = brain._replace(consolidation={**brain.consolidation, ACTOR: live["consolidation"]})
+    return brain, mods, switch
 
 
 def _novelty(spec: AgentSpec, state: dict[str, Tensor], probs: Tensor):

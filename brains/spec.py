@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal, Optional
 
+from .consolidation import ConsolidationParams
 from .neurons import EscapeParams, LIFParams
 from .plasticity import HomeostasisParams, StdpParams, StructuralParams
 from .synapses import TMParams
@@ -75,6 +76,7 @@ class Projection:
     stp: Optional[TMParams] = None
     structural: Optional[StructuralParams] = None
     structural_every: int = 1000
+    consolidation: Optional[ConsolidationParams] = None  # plastic projections: lr / (1 + c), brains/consolidation.py
 
     @property
     def name(self) -> str:

@@ -42,6 +42,7 @@ class BrainState(NamedTuple):
     excite: dict[str, Tensor]     # non-input population -> [B, N] homeostatic excitability
     last: dict[str, Tensor]       # non-input population -> [B, N] spikes of the last substep
     rate: dict[str, Tensor]       # every population -> [B, N] running spike probability per substep
+    consolidation: dict[str, Tensor]  # consolidating projection -> [B, P, Q] slow plasticity gate c (>= 0)
     counter: Tensor               # [] int64: substeps so far (the noise streams' position)
     windows: Tensor               # [] int64: windows (decisions) so far (the structural schedule)
 
@@ -111,7 +112,8 @@ def init_state(spec: BrainSpec, batch: int, seed: int, *, first: int = 0, device
     fast["e"] = {name: torch.zeros_like(w[name]) for name in spec.plastic}
     zeros = lambda names: {n: torch.zeros(batch, spec.pops[n].size, **f32) for n in names}  # noqa: E731
     scalar = lambda: torch.zeros((), dtype=torch.int64, device=device)  # noqa: E731
-    return BrainState(keys=keys, w=w, mask=mask, age=age, excite=zeros(spec.order),
+    consolidation = {p.name: torch.zeros_like(w[p.name]) for p in spec.projections if p.consolidation is not None}
+    return BrainState(keys=keys, w=w, mask=mask, age=age, excite=zeros(spec.order), consolidation=consolidation,
                       rate=zeros([p.name for p in spec.populations]), counter=scalar(), windows=scalar(), **fast)
 
 

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from . import plasticity as pl
+from .consolidation import consolidate, consolidated
 from .neurons import EscapeState, LIFState, escape_step, lif_step_prob
 from .random import uniform
 from .spec import STRUCTURAL_STREAM, BrainSpec, Projection
@@ -204,18 +205,24 @@ def fold(spec: BrainSpec, state: BrainState, events: dict[str, Events]) -> Brain
 
 
 def learn(spec: BrainSpec, state: BrainState, dopamine: Tensor) -> BrainState:
-    """The third factor: ``W <- bound(W + lr * dopamine * e)`` for every plastic projection.
+    """The third factor: ``W <- bound(W + lr * dopamine * e)`` for every plastic projection; with consolidation,
+    ``e / (1 + c)`` there, and ``c`` captures ``max(dopamine, 0) |e|`` (:mod:`.consolidation`).
 
     Args:
         dopamine: ``[B]``, one signal per agent (already times any plasticity gain).
     """
-    w = dict(state.w)
+    w, cons = dict(state.w), dict(state.consolidation)
     for name in spec.plastic:
         proj = spec.projs[name]
-        w[name] = pl.three_factor_update(w=state.w[name], e=state.e[name], dopamine=dopamine, lr=proj.lr,
+        e = state.e[name]
+        if proj.consolidation is not None:  # metaplasticity: what proved useful learns at lr / (1 + c)
+            e = consolidated(e, state.consolidation[name])
+            cons[name] = consolidate(c=state.consolidation[name], e=state.e[name], dopamine=dopamine,
+                                     params=proj.consolidation)
+        w[name] = pl.three_factor_update(w=state.w[name], e=e, dopamine=dopamine, lr=proj.lr,
                                          w_min=proj.w_min, w_max=proj.w_max, soft_bound=proj.soft_bound,
                                          mask=state.mask.get(name))
-    return state._replace(w=w)
+    return state._replace(w=w, consolidation=cons)
 
 
 def homeostasis(spec: BrainSpec, state: BrainState, k_steps: int) -> BrainState:

@@ -342,7 +342,7 @@ def test_resolved_config_round_trips(tmp_path):
     again = load_config(path)
     assert again == cfg
     assert again.run.run_dir == "runs/123" and again.plasticity.w_max == float("inf")
-    assert list(config_to_dict(cfg)) == ["env", "encoder", "brain", "plasticity", "dopamine", "novelty", "run"]
+    assert list(config_to_dict(cfg)) == ["env", "encoder", "brain", "plasticity", "dopamine", "novelty", "modules", "run"]
     assert list(yaml.safe_load(path.read_text())["brain"])[:3] == ["substeps", "dt", "neuron"]
 
 

@@ -78,6 +78,8 @@ novelty:
   surprise_gain: 0.0
   surprise_fast_steps: 200
   surprise_slow_steps: 20000
+modules:
+  count: 2              # context modules (issue 16): the one difference from the old full config
 run:
   steps: 400000
   threads: 1

@@ -117,6 +117,16 @@ def test_every_shipped_config_runs_on_the_kernel_in_lockstep_with_the_reference(
      "plasticity.stdp.hetero_ltd=0.2", "plasticity.w_max=0.05", "brain.structural.enabled=true",
      "brain.structural.every=20", "brain.w_init_std=0.01"),                  # rate-centred, hetero LTD, masks
     ("brain.neuron=lif", "brain.lif_escape_slope=4", "plasticity.actor_lr=0.01"),  # node perturbation on noisy LIF
+    ("modules.count=3", "modules.patience=3", "modules.switch_surprise=0.2", "modules.fast_steps=3",
+     "modules.slow_steps=50", "modules.errors=absolute", "modules.recall_patience=2"),  # context modules, often
+    ("modules.count=2", "modules.patience=2", "modules.fast_steps=2", "modules.slow_steps=40",
+     "brain.structural.enabled=true", "brain.structural.every=20", "brain.structural.max_density=0.6"),
+    ("plasticity.consolidation.enabled=true", "plasticity.consolidation.rate=0.5",
+     "plasticity.consolidation.tau_steps=50"),                              # consolidation
+    ("plasticity.consolidation.enabled=true", "plasticity.consolidation.rate=0.5", "plasticity.w_max=0.05",
+     "modules.count=2", "modules.patience=2", "modules.fast_steps=2", "modules.slow_steps=40"),  # + modules
+    ("plasticity.renewal.enabled=true", "plasticity.renewal.every=10", "plasticity.renewal.low=0.3",
+     "plasticity.renewal.high=0.6", "brain.w_init_std=0.01"),               # renewal, often
 ], ids=lambda o: " ".join(o))
 def test_mechanisms_on_the_kernel_in_lockstep_with_the_reference(overrides):
     lockstep("configs/cartpole.yaml", *overrides, steps=100)

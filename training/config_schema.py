@@ -231,6 +231,30 @@ class StdpConfig:
 
 
 @dataclass
+class ConsolidationConfig:
+    """Metaplasticity of the actor's synapses: what proved useful learns at lr / (1 + c) (brains/consolidation.py)."""
+
+    enabled: bool = setting(False, "turn consolidation on")
+    rate: float = setting(0.001, "capture: c grows by rate * max(dopamine, 0) * |eligibility| per decision", min=0.0)
+    tau_steps: float = setting(50_000.0, "decisions over which consolidation fades without new captures", min=1.0)
+
+
+@dataclass
+class RenewalConfig:
+    """Re-initialise dormant and saturated motor neurons' synapses (agents/renewal.py): against loss of plasticity."""
+
+    enabled: bool = setting(False, "turn renewal on")
+    every: int = setting(1000, "decisions between checks", min=1)
+    low: float = setting(0.001, "dormant: running spike probability per substep below this", min=0.0, max=1.0)
+    high: float = setting(0.99, "saturated: running spike probability per substep above this", min=0.0, max=1.0)
+
+    def cross_check(self) -> list[tuple[str, str]]:
+        if self.low >= self.high:
+            return [("high", "must be greater than 'low'")]
+        return []
+
+
+@dataclass
 class PlasticityConfig:
     """Three-factor learning: eligibility traces x dopamine."""
 
@@ -247,6 +271,8 @@ class PlasticityConfig:
                                      allow_inf=True)
     soft_bound: bool = setting(False, "multiplicative (soft) bounds instead of clipping")
     stdp: StdpConfig = section(StdpConfig, "STDP window")
+    consolidation: ConsolidationConfig = section(ConsolidationConfig, "consolidation of the actor's useful synapses")
+    renewal: RenewalConfig = section(RenewalConfig, "renewal of dormant and saturated motor neurons")
 
 
 @dataclass
@@ -323,6 +349,32 @@ class NoveltyConfig:
 
 
 @dataclass
+class ModulesConfig:
+    """Context modules: several motor + critic weight sets per agent; a persistent surprise switches them."""
+
+    count: int = setting(1, "motor + critic weight sets per agent (1: off); only the active one learns", min=1, max=16)
+    switch_surprise: float = setting(
+        0.5, "the active module is surprised when the recent mean of its errors exceeds (1 + this) x its long-run mean",
+        min=0.0)
+    patience: int = setting(300, "surprised decisions in a row before the agent takes up another module", min=1)
+    recall_patience: int = setting(
+        0, "surprised decisions in a row before it takes up again a module it used before (and that has not just "
+        "failed a trial); 0: patience. Small values notice a returning world within an episode or two", min=0)
+    errors: Literal["punishment", "absolute", "negative"] = setting(
+        "punishment", "what surprises a module: 'punishment' max(0, -reward) (how often it hurts: it falls while a "
+        "module learns and jumps when its world changes), 'absolute' |TD error|, 'negative' max(0, -TD error)")
+    fast_steps: float = setting(200.0, "decisions in a module's recent mean of its errors", min=1.0)
+    slow_steps: float = setting(20_000.0, "decisions in a module's long-run mean of its errors", min=1.0)
+    min_error: float = setting(0.01, "floor of the long-run mean in the surprise ratio (a module that has hardly "
+                                     "ever erred is not thrown over by one error)", min=0.0)
+
+    def cross_check(self) -> list[tuple[str, str]]:
+        if self.fast_steps >= self.slow_steps:
+            return [("slow_steps", "must be greater than 'fast_steps'")]
+        return []
+
+
+@dataclass
 class RunConfig:
     """Length, seeding, device, logging and checkpoints of a run."""
 
@@ -360,5 +412,6 @@ class Config:
     plasticity: PlasticityConfig = section(PlasticityConfig, "learning rules")
     dopamine: DopamineConfig = section(DopamineConfig, "reward prediction error")
     novelty: NoveltyConfig = section(NoveltyConfig, "curiosity bonus")
+    modules: ModulesConfig = section(ModulesConfig, "context modules against forgetting")
     run: RunConfig = section(RunConfig, "length, seed, device, logging, checkpoints")
 

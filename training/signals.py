@@ -82,6 +82,10 @@ def agent_signals(agent, info, step: int) -> Signals:
         s[T.NOVELTY_SURPRISE] = info.surprise.mean().item()
     if info.adaptation is not None:
         s[T.NOVELTY_ADAPTATION] = info.adaptation.mean().item()
+    if info.module is not None:  # context modules: which weight set the agents use now
+        share = torch.bincount(info.module.cpu(), minlength=agent.cfg.modules.count).float() / info.module.numel()
+        for m, v in enumerate(share.tolist()):
+            s[T.tag(T.CONTINUAL_MODULE_SHARE, module=str(m))] = v
     return out
 
 

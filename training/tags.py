@@ -126,6 +126,7 @@ CONTINUAL_WEIGHT_ABS_MEAN = "continual/weight_abs_mean"  # |w| over every projec
 CONTINUAL_WEIGHT_ABS_MAX = "continual/weight_abs_max"
 CONTINUAL_RATE_SPREAD = "continual/rate_spread"  # std of rates across neurons, mean over agents
 CONTINUAL_NOVELTY = "continual/novelty"  # novelty signal, mean over the last surprise_window steps
+CONTINUAL_MODULE_SHARE = "continual/module_share/{module}"  # agents whose active context module is this one
 
 
 def tag(template: str, **fields: str) -> str:
