@@ -37,7 +37,7 @@ def _feed(agent, rewards, terminated):
     for r, t in zip(rewards, terminated):
         means.append(agent.state.critic.serotonin.clone())
         _, info = agent.step(obs, np.full(agent.B, r), np.full(agent.B, t), np.zeros(agent.B, bool))
-        infos.append(info)
+        infos.append(info._replace(delta=info.delta.clone(), value=info.value.clone()))  # the kernel reuses them
     return infos, means
 
 
